@@ -1,0 +1,1 @@
+"""mailsuite: a self-hosted mail server in one Twisted process."""

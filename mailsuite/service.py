@@ -1,0 +1,138 @@
+"""Builds the one MultiService that hosts every listener, sharing accounts, store and queue."""
+
+from __future__ import annotations
+
+import os
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+
+from mailsuite.accounts.cred import make_portal
+from mailsuite.accounts.database import SQLiteUserDatabase
+from mailsuite.accounts.service import AccountService
+from mailsuite.config import Config, ListenAddress
+from mailsuite.queue.spool import QueueSpool
+from mailsuite.smtp.delivery import MessageRouter
+from mailsuite.smtp.policy import SUBMISSION, SUBMISSIONS, RolePolicy, mx_policy
+from mailsuite.smtp.server import ESMTPFactory, Limits, SMTPContext
+from mailsuite.smtp.throttle import AuthThrottle
+from mailsuite.store.incoming import clean_spool
+from mailsuite.store.maildir import MaildirStore
+from mailsuite.tls import certificate_fingerprint, ensure_certificate, server_context_factory
+
+log = Logger(namespace="mailsuite")
+
+
+class ListenerService(Service):
+    """One listening socket. Binds in privilegedStartService, so twistd --uid can drop root after
+    binding port 25, and a port that cannot be bound stops start-up with a one-line message."""
+
+    def __init__(self, role: str, address: ListenAddress, endpoint: IStreamServerEndpoint,
+                 factory: Factory) -> None:
+        self.role = role
+        self.address = address
+        self.endpoint = endpoint
+        self.factory = factory
+        self.port: IListeningPort | None = None
+        self.setName(f"{role}@{address}")
+
+    def privilegedStartService(self) -> None:
+        Service.privilegedStartService(self)
+        results: list = []
+        self.endpoint.listen(self.factory).addBoth(results.append)
+        outcome = results[0] if results else None
+        if not IListeningPort.providedBy(outcome):
+            reason = getattr(outcome, "value", outcome)
+            raise SystemExit(f"mailsuite: cannot listen on {self.address} ({self.role}): {reason}")
+        self.port = outcome
+        log.info("{role} listening on {address}", role=self.role, address=self.address)
+
+    def stopService(self):
+        Service.stopService(self)
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()
+        return None
+
+
+def _endpoint(address: ListenAddress, tls_options=None) -> IStreamServerEndpoint:
+    from twisted.internet import reactor
+
+    if tls_options is not None:
+        return SSL4ServerEndpoint(reactor, address.port, tls_options, interface=address.host)
+    if ":" in address.host:
+        return TCP6ServerEndpoint(reactor, address.port, interface=address.host)
+    return TCP4ServerEndpoint(reactor, address.port, interface=address.host)
+
+
+class MailSuite(MultiService):
+    """The whole server: listeners for every configured role over shared state."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+        config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        cert, key = ensure_certificate(
+            config.tls_cert_file, config.tls_key_file, config.tls_dir, config.hostname
+        )
+        log.info(
+            "TLS certificate {path} SHA-256 {fingerprint}",
+            path=str(cert),
+            fingerprint=certificate_fingerprint(cert),
+        )
+        self.tls_options = server_context_factory(cert, key)
+        self.database = SQLiteUserDatabase(config.db_path)
+        self.accounts = AccountService(self.database)
+        self.store = MaildirStore(config.mail_dir, config.hostname)
+        self.queue = QueueSpool(config.queue_dir)
+        self.queue.recover()
+        clean_spool(config.spool_dir)
+        self.smtp_context = SMTPContext(
+            hostname=config.hostname,
+            limits=Limits(
+                max_message_size=config.max_message_size,
+                max_recipients=config.max_recipients,
+                max_command_line=config.max_command_line,
+                idle_timeout=config.idle_timeout,
+                max_bad_commands=config.max_bad_commands,
+                auth_max_failures=config.auth_max_failures,
+            ),
+            accounts=self.accounts,
+            portal=make_portal(self.accounts),
+            router=MessageRouter(self.store, self.queue),
+            throttle=AuthThrottle(config.auth_failure_delay, config.auth_max_delay),
+            spool_dir=config.spool_dir,
+            tls_options=self.tls_options,
+        )
+        roles: list[tuple[RolePolicy, tuple[ListenAddress, ...]]] = [
+            (mx_policy(config.smtp_offer_auth), config.smtp_listen),
+            (SUBMISSION, config.submission_listen),
+            (SUBMISSIONS, config.submissions_listen),
+        ]
+        for policy, addresses in roles:
+            factory = ESMTPFactory(self.smtp_context, policy)
+            tls = self.tls_options if policy.implicit_tls else None
+            for address in addresses:
+                ListenerService(policy.name, address, _endpoint(address, tls), factory) \
+                    .setServiceParent(self)
+
+    def startService(self) -> None:
+        from twisted.internet import reactor
+
+        # Hashing, SQLite and fsync all run in the reactor's pool: give it room for bursts.
+        reactor.suggestThreadPoolSize(max(10, (os.cpu_count() or 2) * 4))
+        super().startService()
+
+    def listening_port(self, role: str) -> int:
+        """The bound port of the first listener of ``role`` (tests bind port 0)."""
+        for service in self:
+            if isinstance(service, ListenerService) and service.role == role and service.port:
+                return service.port.getHost().port
+        raise KeyError(role)
+
+
+def make_service(config: Config) -> MailSuite:
+    return MailSuite(config)

@@ -1,0 +1,85 @@
+"""Assembling one accepted message while DATA streams in.
+
+Decoded content arrives in chunks. The header block is held back (bounded) until it is complete,
+so that trace headers can go in front and submission fix-ups can be decided; after that every
+chunk goes straight to the spool sink, whatever the message size.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from mailsuite.smtp.datastream import LineEndingNormalizer
+from mailsuite.smtp.headers import count_hops, submission_fixups
+
+# A header block larger than this is passed through without inspection.
+MAX_HEADER_INSPECTION = 256 * 1024
+
+
+class Sink(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+
+class MessageTooBig(Exception):
+    pass
+
+
+class MessageAssembler:
+    """Writes ``prefix`` + (fixed-up) header block + body to ``sink``, enforcing the size limit.
+
+    ``prefix`` is the Return-Path and Received headers; ``fix_headers`` asks for the Message-ID
+    and Date that submission adds when missing. ``hops`` is the count of Received: headers, known
+    once the header block is complete.
+    """
+
+    def __init__(
+        self, sink: Sink, prefix: bytes, max_size: int, fix_headers: bool, hostname: str
+    ) -> None:
+        self._sink = sink
+        self._prefix = prefix
+        self._max_size = max_size
+        self._fix_headers = fix_headers
+        self._hostname = hostname
+        self._normalizer = LineEndingNormalizer()
+        self._head: bytearray | None = bytearray()
+        self.content_size = 0
+        self.hops = 0
+        self.too_big = False
+
+    def feed(self, content: bytes) -> None:
+        if self.too_big or not content:
+            return
+        self._write(self._normalizer.feed(content))
+
+    def finish(self) -> None:
+        """The end of DATA was seen: flush what is held back."""
+        if self.too_big:
+            return
+        self._write(self._normalizer.flush())
+        if self._head is not None:
+            self._release_head(bytes(self._head), b"")
+
+    def _write(self, data: bytes) -> None:
+        self.content_size += len(data)
+        if self.content_size > self._max_size:
+            self.too_big = True
+            self._head = None
+            return
+        if self._head is None:
+            if data:
+                self._sink.write(data)
+            return
+        self._head += data
+        head = bytes(self._head)
+        end = 0 if head.startswith(b"\r\n") else head.find(b"\r\n\r\n")
+        if end >= 0:
+            split = end + 2 if end else 0
+            self._release_head(head[:split], head[split:])
+        elif len(head) > MAX_HEADER_INSPECTION:
+            self._release_head(head, b"")
+
+    def _release_head(self, head: bytes, rest: bytes) -> None:
+        self._head = None
+        self.hops = count_hops(head)
+        fixups = submission_fixups(head, self._hostname) if self._fix_headers else b""
+        self._sink.write(self._prefix + fixups + head + rest)

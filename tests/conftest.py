@@ -1,0 +1,152 @@
+"""Shared fixtures: a real mailsuite on 127.0.0.1 (ports chosen by the kernel), run by a Twisted
+reactor in a background thread, driven from the test thread by real clients over real sockets."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mailsuite.accounts.passwords import hash_password
+from mailsuite.config import Config, load_config
+
+PASSWORD = "correct horse battery staple"
+
+TEST_CONFIG = """
+[server]
+hostname = "mx.test.example"
+[smtp]
+listen = ["127.0.0.1:0"]
+[submission]
+listen = ["127.0.0.1:0"]
+[submissions]
+listen = ["127.0.0.1:0"]
+[limits]
+message_size = 1000000
+recipients = 5
+idle_timeout = 30
+[auth]
+failure_delay = 0.05
+max_delay = 0.2
+"""
+
+
+class ReactorThread:
+    """The global reactor, run once per test session in a daemon thread."""
+
+    def __init__(self) -> None:
+        from twisted.internet import reactor
+
+        self.reactor = reactor
+        self.thread = threading.Thread(
+            target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True
+        )
+        self.thread.start()
+
+    def call(self, fn, *args, **kwargs):
+        """Run ``fn`` in the reactor thread and wait for its (possibly Deferred) result."""
+        from twisted.internet.threads import blockingCallFromThread
+
+        return blockingCallFromThread(self.reactor, fn, *args, **kwargs)
+
+    def stop(self) -> None:
+        self.reactor.callFromThread(self.reactor.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def reactor_thread() -> Iterator[ReactorThread]:
+    runner = ReactorThread()
+    yield runner
+    runner.stop()
+
+
+@dataclass
+class RunningSuite:
+    """A started server plus what a test needs to talk to it and to inspect its disk."""
+
+    service: object
+    config: Config
+    reactor: ReactorThread
+
+    @property
+    def db(self):
+        return self.service.database
+
+    def port(self, role: str) -> int:
+        return self.service.listening_port(role)
+
+    @property
+    def cert_path(self) -> Path:
+        return self.config.tls_dir / "cert.pem"
+
+    def tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.cert_path))
+
+    def add_user(self, address: str, password: str = PASSWORD) -> None:
+        domain = address.rpartition("@")[2]
+        if not self.db.has_domain(domain):
+            self.db.add_domain(domain)
+        self.db.add_user(address, hash_password(password))
+
+    def maildir(self, address: str) -> Path:
+        local, _, domain = address.rpartition("@")
+        return self.config.mail_dir / domain / local
+
+    def messages(self, address: str) -> list[bytes]:
+        new = self.maildir(address) / "new"
+        if not new.is_dir():
+            return []
+        return [p.read_bytes() for p in sorted(new.iterdir())]
+
+    def smtp(self, role: str = "smtp") -> smtplib.SMTP:
+        return smtplib.SMTP("127.0.0.1", self.port(role), local_hostname="client.test", timeout=10)
+
+    def submission(self, user: str | None = None, password: str = PASSWORD) -> smtplib.SMTP:
+        client = self.smtp("submission")
+        client.starttls(context=self.tls_context())
+        if user is not None:
+            client.login(user, password)
+        return client
+
+    def submissions(self, user: str | None = None, password: str = PASSWORD) -> smtplib.SMTP_SSL:
+        client = smtplib.SMTP_SSL(
+            "127.0.0.1",
+            self.port("submissions"),
+            local_hostname="client.test",
+            context=self.tls_context(),
+            timeout=10,
+        )
+        if user is not None:
+            client.login(user, password)
+        return client
+
+
+def start_suite(reactor_thread: ReactorThread, tmp_path: Path, extra_toml: str = "") -> RunningSuite:
+    from mailsuite.service import make_service
+
+    config_file = tmp_path / "mailsuite.toml"
+    config_file.write_text(TEST_CONFIG + extra_toml)
+    config = load_config(config_file, tmp_path / "data")
+
+    def start():
+        service = make_service(config)
+        service.privilegedStartService()
+        service.startService()
+        return service
+
+    return RunningSuite(reactor_thread.call(start), config, reactor_thread)
+
+
+@pytest.fixture
+def suite(reactor_thread, tmp_path) -> Iterator[RunningSuite]:
+    running = start_suite(reactor_thread, tmp_path)
+    running.add_user("alice@example.com")
+    running.add_user("bob@example.com")
+    yield running
+    reactor_thread.call(running.service.stopService)

@@ -1,0 +1,149 @@
+"""DATA over raw sockets: smuggling, dot-stuffing, pipelining, STARTTLS injection."""
+
+import socket
+import ssl
+
+import pytest
+
+
+class RawClient:
+    """A byte-level SMTP client: sends exactly what the test says and reads reply lines."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.file = self.sock.makefile("rb")
+        assert self.reply()[0] == 220
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def reply(self) -> tuple[int, list[bytes]]:
+        lines = []
+        while True:
+            line = self.file.readline()
+            if not line:
+                raise ConnectionError("closed")
+            lines.append(line.rstrip(b"\r\n"))
+            if line[3:4] != b"-":
+                return int(line[:3]), lines
+
+    def replies(self, count: int) -> list[int]:
+        return [self.reply()[0] for _ in range(count)]
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def raw(suite):
+    clients = []
+
+    def connect(role="smtp"):
+        client = RawClient(suite.port(role))
+        clients.append(client)
+        return client
+
+    yield connect
+    for client in clients:
+        client.close()
+
+
+SMUGGLED = b"MAIL FROM:<evil@x.example>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nSubject: forged\r\n\r\nforged\r\n"
+
+
+@pytest.mark.parametrize("marker", [b"\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\n", b"\r.\r"])
+def test_smuggling_variants_make_one_message(suite, raw, marker):
+    client = raw()
+    client.send(b"EHLO client.test\r\nMAIL FROM:<x@remote.example>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
+    assert client.replies(4) == [250, 250, 250, 354]
+    client.send(b"Subject: real\r\n\r\nreal" + marker + SMUGGLED + b".\r\n")
+    assert client.reply()[0] == 250
+    client.send(b"QUIT\r\n")
+    assert client.reply()[0] == 221
+    [stored] = suite.messages("bob@example.com")
+    assert b"Subject: real" in stored and b"forged" in stored
+    # Stored with CRLF only: no bare CR or LF survives into the Maildir.
+    assert stored.count(b"\r") == stored.count(b"\n") == stored.count(b"\r\n")
+
+
+def test_dot_stuffing_round_trips_byte_exact(suite):
+    body = (
+        b"Subject: dots\r\n\r\n.leading\r\n..two\r\n.\r\n \r\n.\tx\r\nend.\r\n.."
+        b"\r\n\xc3\xa9 8bit\r\n"
+    )
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", suite.port("smtp")) as client:
+        client.sendmail("x@remote.example", ["alice@example.com"], body, ["BODY=8BITMIME"])
+    [stored] = suite.messages("alice@example.com")
+    assert stored.endswith(body)
+
+
+def test_pipelined_transaction_replies_in_order(suite, raw):
+    client = raw()
+    client.send(
+        b"EHLO client.test\r\n"
+        b"MAIL FROM:<x@remote.example>\r\n"
+        b"RCPT TO:<alice@example.com>\r\n"
+        b"RCPT TO:<nobody@example.com>\r\n"
+        b"RCPT TO:<far@elsewhere.example>\r\n"
+        b"RCPT TO:<bob@example.com>\r\n"
+        b"DATA\r\n"
+    )
+    assert client.replies(7) == [250, 250, 250, 550, 554, 250, 354]
+    client.send(
+        b"Subject: p1\r\n\r\none\r\n.\r\n"
+        b"MAIL FROM:<y@remote.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n"
+    )
+    assert client.replies(4) == [250, 250, 250, 354]
+    client.send(b"Subject: p2\r\n\r\ntwo\r\n.\r\nQUIT\r\n")
+    assert client.replies(2) == [250, 221]
+    assert len(suite.messages("alice@example.com")) == 2
+    assert len(suite.messages("bob@example.com")) == 1
+
+
+def test_command_injected_before_starttls_is_not_executed(suite, raw):
+    client = raw("submission")
+    client.send(b"EHLO client.test\r\n")
+    assert client.reply()[0] == 250
+    client.send(b"STARTTLS\r\nMAIL FROM:<injected@x.example>\r\n")
+    assert client.reply()[0] == 220
+    context = suite.tls_context()
+    tls = context.wrap_socket(client.sock, server_hostname="127.0.0.1")
+    reader = tls.makefile("rb")
+    tls.sendall(b"NOOP\r\n")
+    # Had the injected MAIL run after the handshake, its reply would come first.
+    first = reader.readline()
+    assert first.startswith(b"250 2.0.0"), first
+    tls.sendall(b"MAIL FROM:<alice@example.com>\r\n")
+    assert reader.readline().startswith(b"503 5.5.1")  # EHLO is required again after TLS
+    tls.close()
+
+
+def test_tls_1_1_refused(suite):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    except (ValueError, ssl.SSLError):
+        pytest.skip("this OpenSSL cannot even offer TLS 1.1")
+    with socket.create_connection(("127.0.0.1", suite.port("submissions")), timeout=10) as sock:
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            context.wrap_socket(sock).recv(10)
+
+
+def test_large_message_streams_through_spool(suite):
+    import smtplib
+
+    line = b"z" * 76 + b"\r\n"
+    body = b"Subject: big\r\n\r\n" + line * 8000  # ~624 KB, above the in-memory threshold
+    with smtplib.SMTP("127.0.0.1", suite.port("smtp")) as client:
+        client.sendmail("x@remote.example", ["alice@example.com", "bob@example.com"], body)
+    [a] = suite.messages("alice@example.com")
+    [b] = suite.messages("bob@example.com")
+    assert a == b and a.endswith(body)
+    assert list(suite.config.spool_dir.iterdir()) == []
