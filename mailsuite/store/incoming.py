@@ -1,0 +1,176 @@
+"""A message body being received: in memory while small, spilled to a spool file when large.
+
+The SMTP protocol feeds ``write()`` on the reactor thread as DATA streams in; those calls never
+fsync (page-cache writes only), so one big message does not stall other clients. After the end of
+DATA a worker thread calls ``finalize()``, which makes the file durable, links it into Maildirs
+and/or the queue, then ``remove()``s the spool name. Spool files are therefore never the only copy
+of acknowledged mail, and ``clean_spool()`` may delete whatever a crash left behind.
+
+Threading contract: ``write()`` and ``discard()`` run on one thread (the reactor), ``finalize()``
+and ``remove()`` on a worker. Once ``finalize()`` has been called the spool file belongs to the
+worker's job: ``discard()`` (say, on connection loss mid-delivery) then leaves it alone, and the
+job must call ``remove()`` when it is done, also on failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from pathlib import Path
+from typing import BinaryIO
+
+DEFAULT_MEMORY_LIMIT = 256 * 1024
+
+_SUFFIX = ".incoming"
+
+# States of an IncomingMessage.
+_RECEIVING = "receiving"
+_FINALIZING = "finalizing"
+_FINALIZED = "finalized"
+_DISCARDED = "discarded"
+
+
+def clean_spool(spool_dir: Path) -> int:
+    """Delete spool files left by a crash; returns how many. Call once at startup.
+
+    Safe because nothing in the spool was ever acknowledged: a 250 follows only once the file
+    is linked into a Maildir or the queue.
+    """
+    removed = 0
+    try:
+        entries = list(os.scandir(spool_dir))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if entry.name.endswith(_SUFFIX) and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+class IncomingMessage:
+    """One message body, received in chunks; see the module docstring for the thread contract."""
+
+    def __init__(self, spool_dir: Path, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> None:
+        self._spool_dir = Path(spool_dir)
+        self._memory_limit = memory_limit
+        self._buffer = bytearray()
+        self._size = 0
+        self._file: BinaryIO | None = None
+        self._path: Path | None = None
+        self._state = _RECEIVING
+        self._removed = False
+        # Guards state changes only; never held across I/O that could be slow, so the reactor
+        # thread (discard) never waits for a worker's fsync.
+        self._lock = threading.Lock()
+        # Serialises finalize() calls so a second call returns only once the file is durable.
+        self._finalize_lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        """Bytes passed to write() so far."""
+        return self._size
+
+    @property
+    def path(self) -> Path | None:
+        """The spool file's path, once one was created (it may have been removed since)."""
+        return self._path
+
+    def write(self, data: bytes) -> None:
+        """Append a chunk; OSError (e.g. disk full) propagates. After discard() data is dropped."""
+        if self._state == _DISCARDED:
+            self._size += len(data)
+            return
+        if self._state != _RECEIVING:
+            raise RuntimeError("write() after finalize()")
+        self._size += len(data)
+        if self._file is not None:
+            self._file.write(data)
+            return
+        self._buffer += data
+        if len(self._buffer) > self._memory_limit:
+            self._spill()
+
+    def _spill(self) -> None:
+        self._file = self._create_file()
+        self._file.write(self._buffer)
+        self._buffer = bytearray()
+
+    def _create_file(self) -> BinaryIO:
+        self._spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        while True:
+            path = self._spool_dir / f"{secrets.token_hex(12)}{_SUFFIX}"
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            self._path = path
+            return os.fdopen(fd, "wb")
+
+    def finalize(self) -> Path:
+        """Write out, fsync and close the spool file; return its path. Idempotent.
+
+        Runs in a worker thread (it fsyncs). Raises RuntimeError if the message was discarded,
+        OSError on I/O failure (the spool file is then removed).
+        """
+        with self._finalize_lock:
+            with self._lock:
+                if self._removed:
+                    raise RuntimeError("finalize() after remove()")
+                if self._state == _FINALIZED:
+                    assert self._path is not None
+                    return self._path
+                if self._state != _RECEIVING:
+                    raise RuntimeError("finalize() of a discarded message")
+                self._state = _FINALIZING
+            try:
+                if self._file is None:
+                    self._spill()
+                assert self._file is not None and self._path is not None
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+                self._file = None
+            except BaseException:
+                self._close_and_unlink()
+                with self._lock:
+                    self._state = _DISCARDED
+                raise
+            with self._lock:
+                self._state = _FINALIZED
+            return self._path
+
+    def remove(self) -> None:
+        """Unlink the spool file, if any (after it has been linked elsewhere). Idempotent."""
+        with self._lock:
+            self._removed = True
+            if self._state == _RECEIVING:
+                self._state = _DISCARDED
+        self._buffer = bytearray()
+        self._close_and_unlink()
+
+    def discard(self) -> None:
+        """Drop the message (aborted, refused, connection lost). Idempotent.
+
+        Leaves the file alone once finalize() has been called: the delivery job owns it then.
+        """
+        with self._lock:
+            if self._state != _RECEIVING:
+                return
+            self._state = _DISCARDED
+        self._buffer = bytearray()
+        self._close_and_unlink()
+
+    def _close_and_unlink(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError:
+                pass  # flushing the buffer failed (disk full?): the file is going away anyway
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)

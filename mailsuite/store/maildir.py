@@ -1,0 +1,148 @@
+"""Durable delivery into per-user Maildirs (``<mail_dir>/<domain>/<local>/{tmp,new,cur}``).
+
+Delivery hard-links the already-fsync'ed spool file into ``new/`` and fsyncs ``new/``: one atomic
+directory operation, no copy, and every local recipient of a message shares one inode. Only when a
+link is impossible (another filesystem, a filesystem without hard links) does it fall back to the
+classic Maildir path: copy into ``tmp/``, fsync, rename into ``new/``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mailsuite.store.safeio import copy_file_synced, fsync_dir, makedirs_durable
+
+SUBDIRS = ("tmp", "new", "cur")
+
+# RFC 5321 dot-atom, lowercase (the accounts layer normalises): no leading, trailing or doubled
+# dots, so "." and ".." are impossible, and no "/" or NUL can reach a path.
+_LOCAL_RE = re.compile(r"[a-z0-9!#$%&'*+=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+=?^_`{|}~-]+)*")
+# LDH labels (A-labels for IDN), one or more, no trailing dot.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+
+# Errors from link() that mean "hard links are not possible here", not "delivery failed".
+_NO_LINK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+LinkFunction = Callable[[Path, Path], None]
+
+
+def split_address(address: str) -> tuple[str, str]:
+    """Split and validate ``local@domain`` for use as path components; ValueError if unsafe."""
+    local, sep, domain = address.rpartition("@")
+    if not sep:
+        raise ValueError(f"not an address: {address!r}")
+    if len(local) > 64 or not _LOCAL_RE.fullmatch(local):
+        raise ValueError(f"unsafe or unnormalised local part: {address!r}")
+    if len(domain) > 253 or not _DOMAIN_RE.fullmatch(domain):
+        raise ValueError(f"unsafe or unnormalised domain: {address!r}")
+    return local, domain
+
+
+def _encode_host(hostname: str) -> str:
+    """Hostname as the Maildir spec wants it inside a file name."""
+    return hostname.replace("/", r"\057").replace(":", r"\072")
+
+
+class MaildirStore:
+    """Delivers messages into Maildirs under ``mail_dir``; safe to share between threads."""
+
+    def __init__(self, mail_dir: Path, hostname: str, *, link: LinkFunction = os.link) -> None:
+        """``link`` exists so tests can force the copy fallback without patching ``os``."""
+        self._mail_dir = Path(mail_dir).resolve()
+        self._host = _encode_host(hostname or "localhost")
+        self._link = link
+        self._pid = os.getpid()
+        self._counter = 0
+        self._counter_lock = threading.Lock()
+        self._known: set[Path] = set()
+        self._known_lock = threading.Lock()
+        self._create_lock = threading.Lock()
+
+    @property
+    def mail_dir(self) -> Path:
+        return self._mail_dir
+
+    def maildir_path(self, address: str) -> Path:
+        """The Maildir++ root (INBOX) of ``address``; ValueError if it is unsafe as a path."""
+        local, domain = split_address(address)
+        root = self._mail_dir / domain / local
+        # Defence in depth: the patterns above cannot produce "..", but a symlink could lead out.
+        if not root.resolve().is_relative_to(self._mail_dir):
+            raise ValueError(f"maildir of {address!r} resolves outside the mail directory")
+        return root
+
+    def ensure_maildir(self, address: str) -> Path:
+        """Return the Maildir root of ``address``, creating tmp/new/cur durably if missing."""
+        root = self.maildir_path(address)
+        with self._known_lock:
+            if root in self._known:
+                return root
+        # Creation is rare; one lock keeps a second thread from delivering into a directory
+        # whose creation another thread has not yet fsync'ed.
+        with self._create_lock:
+            for sub in SUBDIRS:
+                makedirs_durable(root / sub)
+            with self._known_lock:
+                self._known.add(root)
+        return root
+
+    def unique_name(self, size: int) -> str:
+        """A new Maildir file name: ``<sec>.M<usec>P<pid>Q<counter>.<host>,S=<size>``."""
+        with self._counter_lock:
+            self._counter += 1
+            counter = self._counter
+        now = time.time_ns() // 1000
+        seconds, micros = divmod(now, 1_000_000)
+        return f"{seconds}.M{micros}P{self._pid}Q{counter}.{self._host},S={size}"
+
+    def deliver_file(self, source: Path, address: str) -> str:
+        """Put the fsync'ed file ``source`` into the INBOX of ``address``; return its Maildir key.
+
+        Durable on return: the new directory entry is fsync'ed.
+        """
+        size = os.stat(source).st_size
+        root = self.ensure_maildir(address)
+        try:
+            name = self._place(source, root, size)
+        except FileNotFoundError:
+            if (root / "new").is_dir():
+                raise
+            # The Maildir was removed behind our back (an admin deleted the user): recreate it.
+            with self._known_lock:
+                self._known.discard(root)
+            root = self.ensure_maildir(address)
+            name = self._place(source, root, size)
+        fsync_dir(root / "new")
+        return name
+
+    def _place(self, source: Path, root: Path, size: int) -> str:
+        while True:
+            name = self.unique_name(size)
+            try:
+                self._link(source, root / "new" / name)
+                return name
+            except FileExistsError:
+                continue  # practically impossible (same pid, µs and counter); pick another name
+            except OSError as exc:
+                if exc.errno not in _NO_LINK_ERRNOS:
+                    raise
+                self._copy_into(source, root, name)
+                return name
+
+    @staticmethod
+    def _copy_into(source: Path, root: Path, name: str) -> None:
+        """The Maildir-spec way: write into tmp/, fsync, rename into new/."""
+        tmp_path = root / "tmp" / name
+        copy_file_synced(source, tmp_path)
+        try:
+            os.rename(tmp_path, root / "new" / name)
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
