@@ -177,7 +177,7 @@ def _flatten(table: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, data_dir: str | Path | None = None) -> Config:
-    """Build the Config from the TOML file at ``path`` (or defaults only) and a --data-dir override."""
+    """Build the Config from the TOML file at ``path`` (or defaults only) and --data-dir."""
     table: dict[str, Any] = {}
     if path is not None:
         try:

@@ -30,8 +30,9 @@ class ListenerService(Service):
     """One listening socket. Binds in privilegedStartService, so twistd --uid can drop root after
     binding port 25, and a port that cannot be bound stops start-up with a one-line message."""
 
-    def __init__(self, role: str, address: ListenAddress, endpoint: IStreamServerEndpoint,
-                 factory: Factory) -> None:
+    def __init__(
+        self, role: str, address: ListenAddress, endpoint: IStreamServerEndpoint, factory: Factory
+    ) -> None:
         self.role = role
         self.address = address
         self.endpoint = endpoint
@@ -116,8 +117,9 @@ class MailSuite(MultiService):
             factory = ESMTPFactory(self.smtp_context, policy)
             tls = self.tls_options if policy.implicit_tls else None
             for address in addresses:
-                ListenerService(policy.name, address, _endpoint(address, tls), factory) \
-                    .setServiceParent(self)
+                ListenerService(
+                    policy.name, address, _endpoint(address, tls), factory
+                ).setServiceParent(self)
 
     def startService(self) -> None:
         from twisted.internet import reactor

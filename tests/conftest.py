@@ -17,23 +17,25 @@ from mailsuite.config import Config, load_config
 
 PASSWORD = "correct horse battery staple"
 
-TEST_CONFIG = """
-[server]
-hostname = "mx.test.example"
-[smtp]
-listen = ["127.0.0.1:0"]
-[submission]
-listen = ["127.0.0.1:0"]
-[submissions]
-listen = ["127.0.0.1:0"]
-[limits]
-message_size = 1000000
-recipients = 5
-idle_timeout = 30
-[auth]
-failure_delay = 0.05
-max_delay = 0.2
-"""
+TEST_SETTINGS: dict[str, dict[str, object]] = {
+    "server": {"hostname": "mx.test.example"},
+    "smtp": {"listen": ["127.0.0.1:0"]},
+    "submission": {"listen": ["127.0.0.1:0"]},
+    "submissions": {"listen": ["127.0.0.1:0"]},
+    "limits": {"message_size": 1_000_000, "recipients": 5, "idle_timeout": 30},
+    "auth": {"failure_delay": 0.05, "max_delay": 0.2},
+}
+
+
+def to_toml(settings: dict[str, dict[str, object]]) -> str:
+    """Just enough TOML for the test settings (strings, numbers, booleans, lists of strings)."""
+    import json
+
+    lines = []
+    for section, values in settings.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
 
 
 class ReactorThread:
@@ -127,11 +129,18 @@ class RunningSuite:
         return client
 
 
-def start_suite(reactor_thread: ReactorThread, tmp_path: Path, extra_toml: str = "") -> RunningSuite:
+def start_suite(
+    reactor_thread: ReactorThread, tmp_path: Path, overrides: dict[str, object] | None = None
+) -> RunningSuite:
+    """Start a server whose settings are TEST_SETTINGS with ``{"section.key": value}`` on top."""
     from mailsuite.service import make_service
 
+    settings = {section: dict(values) for section, values in TEST_SETTINGS.items()}
+    for dotted, value in (overrides or {}).items():
+        section, key = dotted.split(".")
+        settings.setdefault(section, {})[key] = value
     config_file = tmp_path / "mailsuite.toml"
-    config_file.write_text(TEST_CONFIG + extra_toml)
+    config_file.write_text(to_toml(settings))
     config = load_config(config_file, tmp_path / "data")
 
     def start():
@@ -141,6 +150,21 @@ def start_suite(reactor_thread: ReactorThread, tmp_path: Path, extra_toml: str =
         return service
 
     return RunningSuite(reactor_thread.call(start), config, reactor_thread)
+
+
+@pytest.fixture
+def make_suite(reactor_thread, tmp_path):
+    """Start a server with overridden settings; stopped after the test."""
+    started = []
+
+    def make(overrides: dict[str, object]) -> RunningSuite:
+        running = start_suite(reactor_thread, tmp_path, overrides)
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        reactor_thread.call(running.service.stopService)
 
 
 @pytest.fixture

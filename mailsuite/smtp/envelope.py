@@ -13,7 +13,8 @@ from mailsuite.accounts.addresses import AddressError, normalize_domain
 
 _ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
 _DOT_STRING_ASCII = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*\Z")
-_DOT_STRING_UTF8 = re.compile(rf"[{_ATEXT}\u0080-\U0010ffff]+(?:\.[{_ATEXT}\u0080-\U0010ffff]+)*\Z")
+_UTEXT = r"\u0080-\U0010ffff"
+_DOT_STRING_UTF8 = re.compile(rf"[{_UTEXT}{_ATEXT}]+(?:\.[{_UTEXT}{_ATEXT}]+)*\Z")
 _QUOTED_STRING = re.compile(r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\U0010ffff]|\\[\x20-\x7e])*"\Z')
 _ADDRESS_LITERAL = re.compile(r"\[(?:\d{1,3}(?:\.\d{1,3}){3}|IPv6:[0-9A-Fa-f:.]+)\]\Z")
 _SOURCE_ROUTE = re.compile(r"@[^,:]+(?:,@[^,:]+)*:")
@@ -44,8 +45,14 @@ def split_command_argument(line: str, keyword: str) -> str | None:
     return line[len(keyword) :].lstrip(" ")
 
 
-def parse_path_and_params(text: str, allow_null: bool) -> tuple[Path, dict[str, str | None]]:
-    """Split ``<path> [KEY[=VALUE] ...]`` into a Path and upper-cased parameter keywords."""
+def parse_path_and_params(
+    text: str, allow_null: bool, smtputf8: bool = False
+) -> tuple[Path, dict[str, str | None]]:
+    """Split ``<path> [KEY[=VALUE] ...]`` into a Path and upper-cased parameter keywords.
+
+    UTF-8 addresses are allowed when ``smtputf8`` (the transaction said so) or the parameters
+    carry SMTPUTF8 (RFC 6531 §3.4).
+    """
     if not text.startswith("<"):
         raise EnvelopeSyntaxError("address must be enclosed in <>")
     end = _closing_bracket(text)
@@ -53,7 +60,7 @@ def parse_path_and_params(text: str, allow_null: bool) -> tuple[Path, dict[str, 
     if rest and not rest.startswith(" "):
         raise EnvelopeSyntaxError("unexpected text after the address")
     params = parse_params(rest.split())
-    smtputf8 = "SMTPUTF8" in params
+    smtputf8 = smtputf8 or "SMTPUTF8" in params
     return parse_path(inner, allow_null, smtputf8), params
 
 

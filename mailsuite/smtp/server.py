@@ -39,9 +39,11 @@ from mailsuite.smtp.delivery import CommitResult, Envelope, MessageRouter
 from mailsuite.smtp.envelope import (
     EnvelopeSyntaxError,
     NeedsSMTPUTF8,
-    Path as SMTPPath,
     parse_path_and_params,
     split_command_argument,
+)
+from mailsuite.smtp.envelope import (
+    Path as SMTPPath,
 )
 from mailsuite.smtp.headers import MAX_HOPS, TraceInfo, received_header, return_path_header
 from mailsuite.smtp.message import MessageAssembler
@@ -297,7 +299,9 @@ class ESMTPServer(TimeoutMixin, Protocol):
         self.reply(502, "Error: EXPN not available", "5.5.1")
 
     def smtp_HELP(self, arg: str) -> None:
-        self.reply(214, "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY STARTTLS AUTH", "2.0.0")
+        self.reply(
+            214, "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY STARTTLS AUTH", "2.0.0"
+        )
 
     def _can_starttls(self) -> bool:
         return self.policy.offer_starttls and not self._tls and self.ctx.tls_options is not None
@@ -502,9 +506,7 @@ class ESMTPServer(TimeoutMixin, Protocol):
             self._error(501, "5.5.4", "Syntax: RCPT TO:<address>")
             return None
         try:
-            path, params = parse_path_and_params(text, allow_null=False)
-            if not path.address.isascii() and not txn.smtputf8:
-                raise NeedsSMTPUTF8("non-ASCII address requires the SMTPUTF8 parameter")
+            path, params = parse_path_and_params(text, allow_null=False, smtputf8=txn.smtputf8)
         except NeedsSMTPUTF8 as exc:
             self._error(553, "5.6.7", str(exc))
             return None

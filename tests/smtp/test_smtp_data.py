@@ -49,13 +49,18 @@ def raw(suite):
         client.close()
 
 
-SMUGGLED = b"MAIL FROM:<evil@x.example>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nSubject: forged\r\n\r\nforged\r\n"
+SMUGGLED = (
+    b"MAIL FROM:<evil@x.example>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n"
+    b"Subject: forged\r\n\r\nforged\r\n"
+)
 
 
 @pytest.mark.parametrize("marker", [b"\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\n", b"\r.\r"])
 def test_smuggling_variants_make_one_message(suite, raw, marker):
     client = raw()
-    client.send(b"EHLO client.test\r\nMAIL FROM:<x@remote.example>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
+    client.send(
+        b"EHLO client.test\r\nMAIL FROM:<x@remote.example>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n"
+    )
     assert client.replies(4) == [250, 250, 250, 354]
     client.send(b"Subject: real\r\n\r\nreal" + marker + SMUGGLED + b".\r\n")
     assert client.reply()[0] == 250

@@ -11,8 +11,14 @@ def test_greeting_and_ehlo_keywords(suite):
         assert code == 250
         lines = text.decode().splitlines()
         assert lines[0] == "mx.test.example"
-        for keyword in ("PIPELINING", "SIZE 1000000", "8BITMIME", "ENHANCEDSTATUSCODES",
-                        "SMTPUTF8", "STARTTLS"):
+        for keyword in (
+            "PIPELINING",
+            "SIZE 1000000",
+            "8BITMIME",
+            "ENHANCEDSTATUSCODES",
+            "SMTPUTF8",
+            "STARTTLS",
+        ):
             assert keyword in lines
         assert not any(line.startswith("AUTH") for line in lines)
 
@@ -158,3 +164,33 @@ def test_mail_loop_detected(suite):
         code, text = client.data(hops + b"Subject: loop\r\n\r\nx\r\n")
         assert (code, text[:5]) == (554, b"5.4.6")
     assert suite.messages("alice@example.com") == []
+
+
+def test_helo_session_is_plain_smtp(suite):
+    with suite.smtp() as client:
+        assert client.helo("old.client")[0] == 250
+        client.sendmail("x@remote.example", ["alice@example.com"], b"Subject: old\r\n\r\nx\r\n")
+    [stored] = suite.messages("alice@example.com")
+    assert b"Received: from old.client (unknown [127.0.0.1])" in stored
+    assert b"with SMTP id" in stored
+
+
+def test_idle_timeout_421(make_suite):
+    running = make_suite({"limits.idle_timeout": 0.3})
+    with running.smtp() as client:
+        client.ehlo()
+        code, text = client.getreply()  # nothing sent: the server speaks first, then closes
+        assert (code, text[:5]) == (421, b"4.4.2")
+
+
+def test_received_header_uses_utf8_for_smtputf8(suite):
+    with suite.submission("alice@example.com") as client:
+        client.ehlo()
+        code, _ = client.mail("alice@example.com", ["SMTPUTF8", "BODY=8BITMIME"])
+        assert code == 250
+        client.send("RCPT TO:<jörg@bücher.example>\r\n".encode())
+        assert client.getreply()[0] == 250
+        assert client.data("Subject: ü\r\n\r\nbody\r\n".encode())[0] == 250
+    queue = suite.service.queue
+    [queue_id] = queue.list_ids()
+    assert queue.load(queue_id)["recipients"][0]["address"] == "jörg@xn--bcher-kva.example"

@@ -4,7 +4,6 @@ import base64
 import smtplib
 
 import pytest
-
 from conftest import PASSWORD
 
 
@@ -12,7 +11,9 @@ def test_auth_only_after_starttls(suite):
     with suite.smtp("submission") as client:
         code, text = client.ehlo()
         assert b"STARTTLS" in text and b"AUTH" not in text
-        code, text = client.docmd("AUTH", "PLAIN " + base64.b64encode(b"\0alice@example.com\0x").decode())
+        code, text = client.docmd(
+            "AUTH", "PLAIN " + base64.b64encode(b"\0alice@example.com\0x").decode()
+        )
         assert (code, text[:6]) == (538, b"5.7.11")
         code, text = client.docmd("MAIL", "FROM:<alice@example.com>")
         assert (code, text[:5]) == (530, b"5.7.0")
@@ -29,7 +30,9 @@ def test_starttls_auth_and_send(suite, mechanism):
         method = client.auth_plain if mechanism == "PLAIN" else client.auth_login
         code, text = client.auth(mechanism, method)
         assert (code, text[:5]) == (235, b"2.7.0")
-        client.sendmail("alice@example.com", ["bob@example.com"], b"Subject: hi\r\n\r\nhello bob\r\n")
+        client.sendmail(
+            "alice@example.com", ["bob@example.com"], b"Subject: hi\r\n\r\nhello bob\r\n"
+        )
     [stored] = suite.messages("bob@example.com")
     assert b"with ESMTPSA id" in stored
     assert b"(Authenticated sender: alice@example.com)" in stored
@@ -43,9 +46,12 @@ def test_implicit_tls_submissions(suite):
     with suite.submissions("alice@example.com") as client:
         code, text = client.ehlo()
         assert b"STARTTLS" not in text and b"AUTH PLAIN LOGIN" in text
-        client.sendmail("alice@example.com", ["bob@example.com"],
-                        b"Message-ID: <keep@x>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
-                        b"Subject: tls\r\n\r\nover 465\r\n")
+        client.sendmail(
+            "alice@example.com",
+            ["bob@example.com"],
+            b"Message-ID: <keep@x>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+            b"Subject: tls\r\n\r\nover 465\r\n",
+        )
     [stored] = suite.messages("bob@example.com")
     assert stored.count(b"Message-ID:") == 1 and stored.count(b"Date:") == 1
 
@@ -101,8 +107,11 @@ def test_user_added_while_running_logs_in_at_once(suite):
 
 def test_authenticated_relay_goes_to_queue(suite):
     with suite.submission("alice@example.com") as client:
-        client.sendmail("alice@example.com", ["friend@remote.example", "bob@example.com"],
-                        b"Subject: out\r\n\r\nto the world\r\n")
+        client.sendmail(
+            "alice@example.com",
+            ["friend@remote.example", "bob@example.com"],
+            b"Subject: out\r\n\r\nto the world\r\n",
+        )
     queue = suite.service.queue
     [queue_id] = queue.list_ids()
     envelope = queue.load(queue_id)
