@@ -1,0 +1,61 @@
+"""The mailsuite-admin console script: parse, run one command, report errors in one line.
+
+Expected failures (bad syntax, unknown user, configuration mistakes, an unreadable database)
+print ``mailsuite-admin: error: <message>`` and exit 1; argparse usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+
+from mailsuite.accounts.addresses import AddressError
+from mailsuite.accounts.errors import AccountsError
+from mailsuite.admin import aliases, domains, users
+from mailsuite.admin.context import CommandError, Context, global_options
+from mailsuite.config import ConfigError, load_config
+
+PROG = "mailsuite-admin"
+
+# Each module adds one command group with ``register(groups)``.
+GROUPS = (domains, users, aliases)
+
+_EXPECTED_ERRORS = (AccountsError, AddressError, CommandError, ConfigError, OSError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Manage the domains, users and aliases of a mailsuite data directory. "
+        "Changes take effect in a running server at once.",
+    )
+    global_options(parser, top_level=True)
+    groups = parser.add_subparsers(title="commands", dest="group", required=True, metavar="COMMAND")
+    for module in GROUPS:
+        module.register(groups)
+    return parser
+
+
+def _error(message: object) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    context: Context | None = None
+    try:
+        context = Context(load_config(args.config, args.data_dir))
+        args.handler(context, args)
+    except _EXPECTED_ERRORS as exc:
+        return _error(exc)
+    except sqlite3.Error as exc:
+        path = context.config.db_path if context is not None else "user database"
+        return _error(f"{path}: {exc}")
+    except KeyboardInterrupt:
+        return _error("interrupted")
+    finally:
+        if context is not None:
+            context.close()
+    return 0
