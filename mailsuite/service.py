@@ -115,11 +115,16 @@ class MailSuite(MultiService):
         ]
         for policy, addresses in roles:
             factory = ESMTPFactory(self.smtp_context, policy)
-            tls = self.tls_options if policy.implicit_tls else None
-            for address in addresses:
-                ListenerService(
-                    policy.name, address, _endpoint(address, tls), factory
-                ).setServiceParent(self)
+            self.add_listeners(policy.name, addresses, factory, policy.implicit_tls)
+        # Further protocols (IMAP, POP3) and the outbound queue add themselves below this line.
+
+    def add_listeners(
+        self, role: str, addresses: tuple[ListenAddress, ...], factory: Factory, implicit_tls: bool
+    ) -> None:
+        """One ListenerService per address; ``implicit_tls`` wraps the socket in TLS at once."""
+        tls = self.tls_options if implicit_tls else None
+        for address in addresses:
+            ListenerService(role, address, _endpoint(address, tls), factory).setServiceParent(self)
 
     def startService(self) -> None:
         from twisted.internet import reactor
