@@ -24,7 +24,7 @@ from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet import task
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -505,6 +505,8 @@ class ESMTPServer(TimeoutMixin, Protocol):
         if text is None:
             self._error(501, "5.5.4", "Syntax: RCPT TO:<address>")
             return None
+        if text.split(" ", 1)[0].lower() == "<postmaster>":
+            return self._postmaster(txn)
         try:
             path, params = parse_path_and_params(text, allow_null=False, smtputf8=txn.smtputf8)
         except NeedsSMTPUTF8 as exc:
@@ -522,6 +524,19 @@ class ESMTPServer(TimeoutMixin, Protocol):
         d = self.ctx.accounts.is_local_domain(path.domain)
         d.addCallback(self._route_recipient, txn, path)
         return d
+
+    @inlineCallbacks
+    def _postmaster(self, txn: Transaction):
+        """RFC 5321 §4.5.1: <postmaster> without a domain must be accepted. It goes to the
+        postmaster of the first local domain among the hostname and its parents."""
+        labels = self.ctx.hostname.lower().split(".")
+        for i in range(max(len(labels) - 1, 1)):
+            domain = ".".join(labels[i:])
+            if (yield self.ctx.accounts.is_local_domain(domain)):
+                path = SMTPPath(f"postmaster@{domain}", "postmaster", domain)
+                yield self._route_recipient(True, txn, path)
+                return
+        self._error(550, "5.1.1", "<postmaster>: Recipient address rejected: no local domain")
 
     def _route_recipient(self, local: bool, txn: Transaction, path: SMTPPath) -> Deferred | None:
         address = path.address
@@ -603,14 +618,27 @@ class ESMTPServer(TimeoutMixin, Protocol):
         self._data, self._txn = None, None
         phase.assembler.finish()
         if phase.assembler.too_big:
-            phase.incoming.discard()
-            self.reply(552, "Error: message file too big", "5.3.4")
+            self._refuse(phase, txn, 552, "5.3.4", "Error: message file too big")
             return
         if phase.assembler.hops > MAX_HOPS:
-            phase.incoming.discard()
-            self.reply(554, "Error: too many hops (mail forwarding loop)", "5.4.6")
+            self._refuse(phase, txn, 554, "5.4.6", "Error: too many hops (mail forwarding loop)")
             return
         self._run(self._commit, phase, txn)
+
+    def _refuse(self, phase: DataPhase, txn: Transaction, code: int, enhanced: str, text: str):
+        phase.incoming.discard()
+        log.info(
+            "refused id={id} client={client} user={user} from=<{sender}> size={size} "
+            "reply={code} {enhanced}",
+            id=phase.message_id,
+            client=self._peer,
+            user=self._user or "-",
+            sender=txn.sender.address,
+            size=phase.assembler.content_size,
+            code=code,
+            enhanced=enhanced,
+        )
+        self.reply(code, text, enhanced)
 
     def _commit(self, phase: DataPhase, txn: Transaction) -> Deferred:
         d = self.ctx.router.commit(phase.incoming, txn.envelope, phase.message_id)
@@ -669,6 +697,8 @@ class ESMTPServer(TimeoutMixin, Protocol):
 
 class ESMTPFactory(ServerFactory):
     """Builds sessions for one listener role."""
+
+    noisy = False  # the listener's own log line says enough
 
     def __init__(self, context: SMTPContext, policy: RolePolicy) -> None:
         self.context = context

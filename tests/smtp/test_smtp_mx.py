@@ -194,3 +194,14 @@ def test_received_header_uses_utf8_for_smtputf8(suite):
     queue = suite.service.queue
     [queue_id] = queue.list_ids()
     assert queue.load(queue_id)["recipients"][0]["address"] == "jörg@xn--bcher-kva.example"
+
+
+def test_bare_postmaster_is_accepted(suite):
+    suite.add_user("postmaster@test.example")
+    with suite.smtp() as client:
+        client.ehlo()
+        client.mail("x@remote.example")
+        assert client.docmd("RCPT", "TO:<Postmaster>")[0] == 250
+        assert client.data(b"Subject: pm\r\n\r\nhello postmaster\r\n")[0] == 250
+    [stored] = suite.messages("postmaster@test.example")
+    assert stored.endswith(b"hello postmaster\r\n")
