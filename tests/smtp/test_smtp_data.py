@@ -126,6 +126,7 @@ def test_command_injected_before_starttls_is_not_executed(suite, raw):
     tls.close()
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # TLS 1.0/1.1 on purpose
 def test_tls_1_1_refused(suite):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
