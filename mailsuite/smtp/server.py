@@ -627,45 +627,37 @@ class ESMTPServer(TimeoutMixin, Protocol):
 
     def _refuse(self, phase: DataPhase, txn: Transaction, code: int, enhanced: str, text: str):
         phase.incoming.discard()
-        log.info(
-            "refused id={id} client={client} user={user} from=<{sender}> size={size} "
-            "reply={code} {enhanced}",
-            id=phase.message_id,
-            client=self._peer,
-            user=self._user or "-",
-            sender=txn.sender.address,
-            size=phase.assembler.content_size,
-            code=code,
-            enhanced=enhanced,
-        )
+        self._log_message(phase, txn, f"refused {code} {enhanced}")
         self.reply(code, text, enhanced)
 
     def _commit(self, phase: DataPhase, txn: Transaction) -> Deferred:
         d = self.ctx.router.commit(phase.incoming, txn.envelope, phase.message_id)
 
         def done(result: CommitResult) -> None:
-            self._log_accepted(phase, txn, result)
+            queued = f" queued={result.queue_id}" if result.queue_id else ""
+            self._log_message(phase, txn, f"accepted delivered={len(result.maildir_keys)}{queued}")
             self.reply(250, f"Ok: queued as {phase.message_id}", "2.0.0")
 
         def failed(failure: Failure) -> None:
             log.failure("could not store message {id}", failure, id=phase.message_id)
+            self._log_message(phase, txn, "failed 451 4.3.0")
             self.reply(451, "Error: local error in processing, try again later", "4.3.0")
 
         return d.addCallbacks(done, failed)
 
-    def _log_accepted(self, phase: DataPhase, txn: Transaction, result: CommitResult) -> None:
+    def _log_message(self, phase: DataPhase, txn: Transaction, outcome: str) -> None:
+        """The one log line per message: who, from where, to whom, how big, how, and what."""
         log.info(
-            "accepted id={id} client={client} user={user} from=<{sender}> to={rcpts} "
-            "size={size} tls={tls} delivered={local} queued={queued}",
+            "message id={id} client={client} user={user} from=<{sender}> to={rcpts} "
+            "size={size} tls={tls} outcome={outcome}",
             id=phase.message_id,
             client=self._peer,
             user=self._user or "-",
             sender=txn.sender.address,
             rcpts=",".join(f"<{r}>" for r in dict.fromkeys(txn.recipients)),
-            size=phase.incoming.size,
+            size=phase.assembler.content_size,
             tls=self._tls_version() or "no",
-            local=len(result.maildir_keys),
-            queued=result.queue_id or "-",
+            outcome=outcome,
         )
 
     # --- TLS details for the trace header -----------------------------------------------------

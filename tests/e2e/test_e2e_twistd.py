@@ -54,6 +54,7 @@ class ServerProcess:
         )
         self.cwd = tmp_path
         self.process: subprocess.Popen | None = None
+        self.output: str | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -76,10 +77,11 @@ class ServerProcess:
 
     def stop(self, sig: int = signal.SIGTERM) -> str:
         assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        out, _ = self.process.communicate(timeout=20)
-        return out
+        if self.output is None:
+            if self.process.poll() is None:
+                self.process.send_signal(sig)
+            self.output, _ = self.process.communicate(timeout=20)
+        return self.output
 
     def admin(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -126,6 +128,10 @@ def test_user_added_by_admin_sends_through_submission(server):
         client.sendmail("dana@example.net", ["dana@example.net"], b"Subject: e2e\r\n\r\nhi\r\n")
     [stored] = server.messages("dana@example.net")
     assert stored.endswith(b"Subject: e2e\r\n\r\nhi\r\n")
+    log = server.stop()
+    assert "from=<dana@example.net> to=<dana@example.net>" in log
+    assert "tls=TLSv1.3 outcome=accepted delivered=1" in log
+    assert "user=dana@example.net" in log
 
 
 def test_message_survives_sigkill_right_after_250(server):
