@@ -153,3 +153,20 @@ def test_large_message_streams_through_spool(suite):
     [b] = suite.messages("bob@example.com")
     assert a == b and a.endswith(body)
     assert list(suite.config.spool_dir.iterdir()) == []
+
+
+def test_long_data_line_stays_in_the_body(suite, raw):
+    """twisted.mail.smtp answered 500 to a >16 KiB DATA line and ran the rest as commands."""
+    client = raw()
+    client.send(
+        b"EHLO c\r\nMAIL FROM:<x@remote.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n"
+    )
+    assert client.replies(4) == [250, 250, 250, 354]
+    long_line = b"A" * 70_000 + b"\r\n"
+    client.send(b"Subject: long\r\n\r\n" + long_line + SMUGGLED + b".\r\n")
+    assert client.reply()[0] == 250
+    client.send(b"QUIT\r\n")
+    assert client.reply()[0] == 221
+    assert suite.messages("bob@example.com") == []
+    [stored] = suite.messages("alice@example.com")
+    assert long_line + SMUGGLED in stored
