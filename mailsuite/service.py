@@ -14,6 +14,7 @@ from mailsuite.accounts.cred import make_portal
 from mailsuite.accounts.database import SQLiteUserDatabase
 from mailsuite.accounts.service import AccountService
 from mailsuite.config import Config, ListenAddress
+from mailsuite.pop3.server import POP3Context, POP3Factory
 from mailsuite.queue.spool import QueueSpool
 from mailsuite.smtp.delivery import MessageRouter
 from mailsuite.smtp.policy import SUBMISSION, SUBMISSIONS, RolePolicy, mx_policy
@@ -117,6 +118,17 @@ class MailSuite(MultiService):
             factory = ESMTPFactory(self.smtp_context, policy)
             self.add_listeners(policy.name, addresses, factory, policy.implicit_tls)
         # Further protocols (IMAP, POP3) and the outbound queue add themselves below this line.
+        # POP3 (RFC 1939): STLS on the 110 role, implicit TLS on the 995 role; one shared context
+        # (the portal, the auth throttle and the in-process maildrop locks).
+        self.pop3_context = POP3Context.from_config(
+            config,
+            self.smtp_context.portal,
+            self.store,
+            self.smtp_context.throttle,
+            self.tls_options,
+        )
+        self.add_listeners("pop3", config.pop3_listen, POP3Factory(self.pop3_context, False), False)
+        self.add_listeners("pop3s", config.pop3s_listen, POP3Factory(self.pop3_context, True), True)
 
     def add_listeners(
         self, role: str, addresses: tuple[ListenAddress, ...], factory: Factory, implicit_tls: bool

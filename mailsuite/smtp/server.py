@@ -124,6 +124,11 @@ class ESMTPServer(TimeoutMixin, Protocol):
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
         self._peer = getattr(peer, "host", "unknown")
+        # Replies are small writes: without TCP_NODELAY, Nagle plus the client's delayed ACK can
+        # hold one back for 40 ms.
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
         self.setTimeout(self.ctx.limits.idle_timeout)
         self.reply(220, f"{self.ctx.hostname} ESMTP mailsuite")
 
