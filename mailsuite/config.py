@@ -44,6 +44,9 @@ class Config:
     submissions_listen: tuple[ListenAddress, ...]
     imap_listen: tuple[ListenAddress, ...]
     imaps_listen: tuple[ListenAddress, ...]
+    imap_command_line: int
+    imap_max_connections_per_user: int
+    imap_idle_timeout: float
     pop3_listen: tuple[ListenAddress, ...]
     pop3s_listen: tuple[ListenAddress, ...]
     max_message_size: int
@@ -147,6 +150,9 @@ SCHEMA: dict[str, tuple[str, _Parser, Any]] = {
     "submissions.listen": ("submissions_listen", _listen_list, ["127.0.0.1:2465"]),
     "imap.listen": ("imap_listen", _listen_list, ["127.0.0.1:2143"]),
     "imaps.listen": ("imaps_listen", _listen_list, ["127.0.0.1:2993"]),
+    "imap.command_line": ("imap_command_line", _positive_int, 65536),
+    "imap.max_connections_per_user": ("imap_max_connections_per_user", _positive_int, 20),
+    "imap.idle_timeout": ("imap_idle_timeout", _positive_seconds, 1800),
     "pop3.listen": ("pop3_listen", _listen_list, ["127.0.0.1:2110"]),
     "pop3s.listen": ("pop3s_listen", _listen_list, ["127.0.0.1:2995"]),
     "limits.message_size": ("max_message_size", _positive_int, 36_700_160),

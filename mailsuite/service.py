@@ -14,6 +14,7 @@ from mailsuite.accounts.cred import make_portal
 from mailsuite.accounts.database import SQLiteUserDatabase
 from mailsuite.accounts.service import AccountService
 from mailsuite.config import Config, ListenAddress
+from mailsuite.imap.server import IMAPContext, IMAPFactory, IMAPLimits
 from mailsuite.pop3.server import POP3Context, POP3Factory
 from mailsuite.queue.spool import QueueSpool
 from mailsuite.smtp.delivery import MessageRouter
@@ -118,6 +119,27 @@ class MailSuite(MultiService):
             factory = ESMTPFactory(self.smtp_context, policy)
             self.add_listeners(policy.name, addresses, factory, policy.implicit_tls)
         # Further protocols (IMAP, POP3) and the outbound queue add themselves below this line.
+        # IMAP4rev1: STARTTLS on the 143 role, implicit TLS on the 993 role; IDLE sessions hear of
+        # SMTP deliveries through the router's observer hook.
+        self.imap_context = IMAPContext(
+            hostname=config.hostname,
+            limits=IMAPLimits(
+                max_line=config.imap_command_line,
+                max_literal=config.max_message_size,
+                max_connections_per_user=config.imap_max_connections_per_user,
+                idle_timeout=config.imap_idle_timeout,
+                max_bad_commands=config.max_bad_commands,
+                auth_max_failures=config.auth_max_failures,
+            ),
+            portal=self.smtp_context.portal,
+            throttle=self.smtp_context.throttle,
+            store=self.store,
+            spool_dir=config.spool_dir,
+            tls_options=self.tls_options,
+        )
+        self.smtp_context.router.observers.append(self.imap_context.delivered)
+        self.add_listeners("imap", config.imap_listen, IMAPFactory(self.imap_context, False), False)
+        self.add_listeners("imaps", config.imaps_listen, IMAPFactory(self.imap_context, True), True)
         # POP3 (RFC 1939): STLS on the 110 role, implicit TLS on the 995 role; one shared context
         # (the portal, the auth throttle and the in-process maildrop locks).
         self.pop3_context = POP3Context.from_config(

@@ -24,8 +24,8 @@ TEST_SETTINGS: dict[str, dict[str, object]] = {
     "submissions": {"listen": ["127.0.0.1:0"]},
     "pop3": {"listen": ["127.0.0.1:0"]},
     "pop3s": {"listen": ["127.0.0.1:0"]},
-    "imap": {"listen": []},
-    "imaps": {"listen": []},
+    "imap": {"listen": ["127.0.0.1:0"]},
+    "imaps": {"listen": ["127.0.0.1:0"]},
     "limits": {"message_size": 1_000_000, "recipients": 5, "idle_timeout": 30},
     "auth": {"failure_delay": 0.05, "max_delay": 0.2},
 }

@@ -7,14 +7,18 @@ every local Maildir and, for remote recipients, into the durable queue.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from twisted.internet import threads
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
 from mailsuite.queue.spool import QueueSpool
 from mailsuite.store.incoming import IncomingMessage
 from mailsuite.store.maildir import MaildirStore
+
+log = Logger(namespace="mailsuite.smtp")
 
 
 @dataclass
@@ -47,10 +51,30 @@ class MessageRouter:
     def __init__(self, store: MaildirStore, queue: QueueSpool) -> None:
         self._store = store
         self._queue = queue
+        # Called on the reactor thread with the local addresses of each committed delivery
+        # (IMAP IDLE uses it to wake sessions at once instead of waiting for its poll).
+        self.observers: list[Callable[[tuple[str, ...]], None]] = []
+        # Called on the reactor thread with the id of each new queue entry (the queue
+        # scheduler's wake(), so remote mail leaves at once instead of at the next scan).
+        self.queue_observers: list[Callable[[str], None]] = []
 
     def commit(self, incoming: IncomingMessage, envelope: Envelope, message_id: str) -> Deferred:
         """Deferred[CommitResult], fired once everything is on disk."""
-        return threads.deferToThread(self.commit_sync, incoming, envelope, message_id)
+        d = threads.deferToThread(self.commit_sync, incoming, envelope, message_id)
+        return d.addCallback(self._notify, tuple(envelope.mailboxes))
+
+    def _notify(self, result: CommitResult, mailboxes: tuple[str, ...]) -> CommitResult:
+        for observer in self.observers if mailboxes else ():
+            try:
+                observer(mailboxes)
+            except Exception:
+                log.failure("delivery observer failed")
+        for queue_observer in self.queue_observers if result.queue_id else ():
+            try:
+                queue_observer(result.queue_id)
+            except Exception:
+                log.failure("queue observer failed")
+        return result
 
     def commit_sync(
         self, incoming: IncomingMessage, envelope: Envelope, message_id: str

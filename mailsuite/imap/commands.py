@@ -1,0 +1,895 @@
+"""The IMAP command handlers (RFC 3501 §6 and the extensions in CAPABILITY).
+
+A handler is ``async def cmd_NAME(self, tag, reader) -> str | None``: it reads its arguments
+from ``reader`` (ParseError -> BAD), raises ``No`` for a NO, and returns the text of the tagged
+reply (``"OK ..."``), or None when it has answered itself. Blocking work (index, files,
+password checks) is awaited from worker threads; the session runs one command at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import calendar
+import os
+import re
+import time
+from collections.abc import Callable
+
+from twisted.cred.credentials import UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import task, threads
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from mailsuite.accounts.cred import IMailUser
+from mailsuite.imap import wire
+from mailsuite.imap.fetch import FetchRequest, FileRange, parse_fetch_items, render
+from mailsuite.imap.parser import Literal, ParseError, Reader, in_ranges, resolve_set
+from mailsuite.imap.search import BadCharset, Matcher, parse_search, uses_modseq
+from mailsuite.imap.selection import Selection
+from mailsuite.store.folders import (
+    INBOX,
+    SEPARATOR,
+    FolderError,
+    FolderExists,
+    FolderNameError,
+    FolderNotFound,
+    UserFolders,
+    normalize_name,
+)
+from mailsuite.store.index import FLAG_LETTERS, canonical_flag
+
+log = Logger(namespace="mailsuite.imap")
+
+FETCH_BATCH = 200
+STREAM_CHUNK = 256 * 1024
+ANY, NONAUTH, AUTH, SELECTED = "any", "nonauth", "auth", "selected"
+
+_COMMANDS: dict[str, tuple[str, str]] = {
+    # name: (method, state needed)
+    "CAPABILITY": ("capability", ANY),
+    "NOOP": ("noop", ANY),
+    "LOGOUT": ("logout", ANY),
+    "ID": ("id", ANY),
+    "STARTTLS": ("starttls", NONAUTH),
+    "LOGIN": ("login", NONAUTH),
+    "AUTHENTICATE": ("authenticate", NONAUTH),
+    "SELECT": ("select", AUTH),
+    "EXAMINE": ("examine", AUTH),
+    "CREATE": ("create", AUTH),
+    "DELETE": ("delete", AUTH),
+    "RENAME": ("rename", AUTH),
+    "SUBSCRIBE": ("subscribe", AUTH),
+    "UNSUBSCRIBE": ("unsubscribe", AUTH),
+    "LIST": ("list", AUTH),
+    "LSUB": ("lsub", AUTH),
+    "STATUS": ("status", AUTH),
+    "APPEND": ("append", AUTH),
+    "NAMESPACE": ("namespace", AUTH),
+    "ENABLE": ("enable", AUTH),
+    "IDLE": ("idle", AUTH),
+    "CHECK": ("check", SELECTED),
+    "CLOSE": ("close", SELECTED),
+    "UNSELECT": ("unselect", SELECTED),
+    "EXPUNGE": ("expunge", SELECTED),
+    "SEARCH": ("search", SELECTED),
+    "FETCH": ("fetch", SELECTED),
+    "STORE": ("store", SELECTED),
+    "COPY": ("copy", SELECTED),
+    "MOVE": ("move", SELECTED),
+    "UID SEARCH": ("search", SELECTED),
+    "UID FETCH": ("fetch", SELECTED),
+    "UID STORE": ("store", SELECTED),
+    "UID COPY": ("copy", SELECTED),
+    "UID MOVE": ("move", SELECTED),
+    "UID EXPUNGE": ("uid_expunge", SELECTED),
+}
+
+PERMANENT_FLAGS = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded \\*)"
+_MONTHS = {
+    m: i + 1 for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())
+}
+_DATE_TIME = re.compile(
+    r"\s?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"
+)
+
+
+class No(Exception):
+    """A tagged NO; str() is the rest of the line (may start with a response code)."""
+
+
+def _to_thread(fn: Callable, *args) -> Deferred:
+    return threads.deferToThread(fn, *args)
+
+
+class CommandsMixin:
+    """Mixed into IMAPServer; see there for the session state it uses."""
+
+    def handler_for(self, name: str | None):
+        entry = _COMMANDS.get(name or "")
+        if entry is None:
+            return None
+        method, needed = entry
+        state = self.state
+        allowed = needed == ANY or needed == state or (needed == AUTH and state == SELECTED)
+        if not allowed:
+            return None
+        coroutine = getattr(self, f"cmd_{method}")
+        uid = name.startswith("UID ")
+        if method in ("search", "fetch", "store", "copy", "move"):
+            return lambda tag, reader: Deferred.fromCoroutine(coroutine(tag, reader, uid))
+        return lambda tag, reader: Deferred.fromCoroutine(coroutine(tag, reader))
+
+    # --- any state ----------------------------------------------------------------------------
+
+    async def cmd_capability(self, tag: str, reader: Reader) -> str:
+        reader.end()
+        self.send("* CAPABILITY " + " ".join(self.capabilities()) + "\r\n")
+        return "OK CAPABILITY completed"
+
+    async def cmd_noop(self, tag: str, reader: Reader) -> str:
+        reader.end()
+        if self.selected is not None:
+            await self.announce(True, force=True)
+        return "OK NOOP completed"
+
+    async def cmd_logout(self, tag: str, reader: Reader) -> None:
+        reader.end()
+        self.send("* BYE Logging out\r\n")
+        self.send(f"{tag} OK LOGOUT completed\r\n")
+        self._closing = True
+        self.state = "logout"
+        self.transport.loseConnection()
+        return None
+
+    async def cmd_id(self, tag: str, reader: Reader) -> str:
+        reader.sp()
+        if reader.peek() == ord("("):
+            reader.parenthesized(lambda r: r.string() if r.peek() != ord("N") else r.atom())
+        else:
+            reader.atom()  # NIL
+        reader.end()
+        self.send('* ID ("name" "mailsuite" "vendor" "mailsuite")\r\n')
+        return "OK ID completed"
+
+    # --- not authenticated --------------------------------------------------------------------
+
+    async def cmd_starttls(self, tag: str, reader: Reader) -> None:
+        reader.end()
+        if self.tls or self.ctx.tls_options is None:
+            raise No("TLS not available or already active")
+        self.send(f"{tag} OK Begin TLS negotiation now\r\n")
+        # Pipelined plaintext after STARTTLS is dropped (CVE-2011-0411 class injection).
+        self._buf.clear()
+        self.transport.startTLS(self.ctx.tls_options)
+        self.tls = True
+        return None
+
+    async def cmd_login(self, tag: str, reader: Reader) -> str:
+        reader.sp()
+        user = reader.astring()
+        reader.sp()
+        password = reader.astring()
+        reader.end()
+        if not self.tls:
+            raise No("[PRIVACYREQUIRED] LOGIN is disabled before STARTTLS")
+        return await self._authenticate(user, password)
+
+    async def cmd_authenticate(self, tag: str, reader: Reader) -> str:
+        reader.sp()
+        mechanism = reader.atom().upper()
+        initial = None
+        if reader.maybe_sp():
+            initial = reader.atom().encode() if reader.peek() != ord("=") else b"="
+            if initial == b"=":
+                reader.pos += 1
+        reader.end()
+        if not self.tls:
+            raise No("[PRIVACYREQUIRED] Authentication is disabled before STARTTLS")
+        if mechanism != "PLAIN":
+            raise No("Unsupported authentication mechanism")
+        if initial is None:
+            self.send("+ \r\n")
+            waiting: Deferred = Deferred()
+            self._line_handler = waiting.callback
+            initial = await waiting
+        if initial.strip() == b"*":
+            raise ParseError("Authentication cancelled")
+        try:
+            decoded = b"" if initial == b"=" else base64.b64decode(initial, validate=True)
+        except (binascii.Error, ValueError):
+            raise ParseError("Cannot decode the PLAIN response") from None
+        parts = decoded.split(b"\0")
+        if len(parts) != 3 or (parts[0] and parts[0] != parts[1]):
+            raise ParseError("Malformed PLAIN response")
+        return await self._authenticate(parts[1], parts[2])
+
+    async def _authenticate(self, user: bytes, password: bytes) -> str:
+        from twisted.internet import reactor
+
+        try:
+            _iface, avatar, _logout = await self.ctx.portal.login(
+                UsernamePassword(user, password), None, IMailUser
+            )
+        except UnauthorizedLogin:
+            self._auth_failures += 1
+            delay = self.ctx.throttle.failure_delay(self._peer)
+            log.info("imap auth failed client={client} delay={d}s", client=self._peer, d=delay)
+            await task.deferLater(reactor, delay, lambda: None)
+            if self._auth_failures >= self.limits.auth_max_failures:
+                self.send("* BYE Too many failed authentication attempts\r\n")
+                self._closing = True
+                self.transport.loseConnection()
+            raise No("[AUTHENTICATIONFAILED] Authentication failed") from None
+        address = avatar.address
+        self.ctx.throttle.success(self._peer)
+        count = self.ctx.connections.get(address, 0)
+        if count >= self.limits.max_connections_per_user:
+            raise No("[LIMIT] Too many connections for this user")
+        root = self.ctx.store.maildir_path(address)
+        folders = UserFolders(root)
+        await _to_thread(folders.ensure_defaults)
+        self.ctx.connections[address] = count + 1
+        self.user, self.folders, self.state = address, folders, AUTH
+        log.info("imap login client={client} user={user}", client=self._peer, user=address)
+        return "OK [CAPABILITY " + " ".join(self.capabilities()) + "] Logged in"
+
+    # --- folders ------------------------------------------------------------------------------
+
+    def _folder_path(self, name: str):
+        try:
+            return self.folders.path(name)
+        except FolderNameError as exc:
+            raise No(f"[CANNOT] {exc}") from None
+
+    async def cmd_select(self, tag: str, reader: Reader) -> str:
+        return await self._select(reader, readonly=False)
+
+    async def cmd_examine(self, tag: str, reader: Reader) -> str:
+        return await self._select(reader, readonly=True)
+
+    async def _select(self, reader: Reader, readonly: bool) -> str:
+        reader.sp()
+        name = reader.mailbox()
+        condstore = False
+        if reader.maybe_sp():
+            params = reader.parenthesized(lambda r: r.keyword())
+            condstore = "CONDSTORE" in params
+        reader.end()
+        self.deselect()
+        if self.state == SELECTED:
+            self.state = AUTH
+        path = self._folder_path(name)
+        if not await _to_thread(self.folders.exists, name):
+            raise No("[NONEXISTENT] No such folder")
+
+        def open_folder():
+            index = self.ctx.registry.open(path)
+            index.sync()
+            recent_from = index.claim_recent() if not readonly else index.status().uidnext - 1
+            return index, index.records(), index.status(), recent_from
+
+        index, records, status, recent_from = await _to_thread(open_folder)
+        if condstore:
+            self.condstore = True
+        selection = Selection(
+            name=normalize_name(name),
+            path=path,
+            index=index,
+            readonly=readonly,
+            uids=[r.uid for r in records],
+            modseq=status.highestmodseq,
+            recent={r.uid for r in records if r.uid > recent_from},
+            condstore=self.condstore,
+            version=self.ctx.hub.version(path),
+        )
+        selection.announced = len(records)
+        keywords = sorted({f for r in records for f in r.flags if f not in FLAG_LETTERS})
+        flags = " ".join(["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"])
+        flags += " $Forwarded" + "".join(f" {k}" for k in keywords if k != "$Forwarded")
+        lines = [
+            f"* FLAGS ({flags})",
+            f"* OK [PERMANENTFLAGS {PERMANENT_FLAGS if not readonly else '()'}] Flags permitted",
+            f"* {len(records)} EXISTS",
+            f"* {len(selection.recent)} RECENT",
+        ]
+        first_unseen = next((i for i, r in enumerate(records, 1) if "\\Seen" not in r.flags), None)
+        if first_unseen is not None:
+            lines.append(f"* OK [UNSEEN {first_unseen}] First unseen")
+        lines += [
+            f"* OK [UIDVALIDITY {status.uidvalidity}] UIDs valid",
+            f"* OK [UIDNEXT {status.uidnext}] Predicted next UID",
+            f"* OK [HIGHESTMODSEQ {status.highestmodseq}] Highest",
+        ]
+        self.send("".join(line + "\r\n" for line in lines))
+        self.selected = selection
+        self.state = SELECTED
+        self.ctx.hub.join(path, self, self.folder_changed)
+        mode = "READ-ONLY" if readonly else "READ-WRITE"
+        return f"OK [{mode}] {'EXAMINE' if readonly else 'SELECT'} completed"
+
+    async def cmd_create(self, tag: str, reader: Reader) -> str:
+        reader.sp()
+        name = reader.mailbox().rstrip(SEPARATOR) or ""
+        reader.end()
+        try:
+            await _to_thread(self.folders.create, name)
+        except FolderExists:
+            raise No("[ALREADYEXISTS] Folder already exists") from None
+        except FolderError as exc:
+            raise No(f"[CANNOT] {exc}") from None
+        return "OK CREATE completed"
+
+    async def cmd_delete(self, tag: str, reader: Reader) -> str:
+        reader.sp()
+        name = reader.mailbox()
+        reader.end()
+        path = self._folder_path(name)
+        if self.selected is not None and self.selected.path == path:
+            raise No("[INUSE] Cannot delete the selected folder")
+        self.ctx.registry.forget(path)
+        try:
+            await _to_thread(self.folders.delete, name)
+        except FolderNotFound:
+            raise No("[NONEXISTENT] No such folder") from None
+        except FolderError as exc:
+            raise No(f"[CANNOT] {exc}") from None
+        self.ctx.hub.changed(path)
+        return "OK DELETE completed"
+
+    async def cmd_rename(self, tag: str, reader: Reader) -> str:
+        reader.sp()
+        old = reader.mailbox()
+        reader.sp()
+        new = reader.mailbox()
+        reader.end()
+        path = self._folder_path(old)
+        self._folder_path(new)
+        if self.selected is not None and self.selected.path == path:
+            raise No("[INUSE] Cannot rename the selected folder")
+        self.ctx.registry.forget(path)
+        try:
+            await _to_thread(self.folders.rename, old, new)
+        except FolderNotFound:
+            raise No("[NONEXISTENT] No such folder") from None
+        except FolderExists:
+            raise No("[ALREADYEXISTS] Target folder exists") from None
+        except FolderError as exc:
+            raise No(f"[CANNOT] {exc}") from None
+        return "OK RENAME completed"
+
+    async def cmd_subscribe(self, tag: str, reader: Reader) -> str:
+        reader.sp()
+        name = reader.mailbox()
+        reader.end()
+        self._folder_path(name)
+        await _to_thread(self.folders.subscribe, name)
+        return "OK SUBSCRIBE completed"
+
+    async def cmd_unsubscribe(self, tag: str, reader: Reader) -> str:
+        reader.sp()
+        name = reader.mailbox()
+        reader.end()
+        self._folder_path(name)
+        await _to_thread(self.folders.unsubscribe, name)
+        return "OK UNSUBSCRIBE completed"
+
+    async def cmd_list(self, tag: str, reader: Reader) -> str:
+        reader.sp()
+        selection_opts: list[str] = []
+        if reader.peek() == ord("("):  # LIST-EXTENDED selection options (RFC 5258), leniently
+            selection_opts = reader.parenthesized(lambda r: r.keyword())
+            reader.sp()
+        reference = reader.list_mailbox()
+        reader.sp()
+        if reader.peek() == ord("("):
+            patterns = reader.parenthesized(lambda r: r.list_mailbox())
+        else:
+            patterns = [reader.list_mailbox()]
+        if reader.maybe_sp():
+            if reader.keyword() != "RETURN":
+                raise ParseError("expected RETURN")
+            reader.sp()
+            reader.parenthesized(lambda r: r.keyword())
+        reader.end()
+        if patterns == [""]:
+            self.send(f'* LIST (\\Noselect) "{SEPARATOR}" ""\r\n')
+            return "OK LIST completed"
+        only_subscribed = "SUBSCRIBED" in selection_opts
+        only_special = "SPECIAL-USE" in selection_opts
+        return await self._list("LIST", reference, patterns, only_subscribed, only_special)
+
+    async def cmd_lsub(self, tag: str, reader: Reader) -> str:
+        reader.sp()
+        reference = reader.list_mailbox()
+        reader.sp()
+        pattern = reader.list_mailbox()
+        reader.end()
+        return await self._list("LSUB", reference, [pattern], True, False)
+
+    async def _list(
+        self, verb: str, reference: str, patterns: list[str], subscribed_only: bool, special: bool
+    ) -> str:
+        def gather():
+            return self.folders.list(), set(self.folders.subscriptions())
+
+        infos, subscribed = await _to_thread(gather)
+        matchers = [_pattern(reference + p) for p in patterns]
+        lines = []
+        for info in infos:
+            if not any(m.fullmatch(info.name) for m in matchers):
+                continue
+            if subscribed_only and info.name not in subscribed:
+                continue
+            if special and not info.special_use:
+                continue
+            attrs = []
+            if not info.selectable:
+                attrs.append("\\Noselect")
+            attrs.append("\\HasChildren" if info.has_children else "\\HasNoChildren")
+            if info.special_use and verb == "LIST":
+                attrs.append(info.special_use)
+            if verb == "LIST" and subscribed_only:
+                attrs.append("\\Subscribed")
+            line = f'* {verb} ({" ".join(attrs)}) "{SEPARATOR}" '.encode()
+            lines.append(line + wire.mailbox_name(info.name) + b"\r\n")
+        self.send(b"".join(lines))
+        return f"OK {verb} completed"
+
+    async def cmd_status(self, tag: str, reader: Reader) -> str:
+        reader.sp()
+        name = reader.mailbox()
+        reader.sp()
+        items = reader.parenthesized(lambda r: r.keyword())
+        reader.end()
+        path = self._folder_path(name)
+        if not await _to_thread(self.folders.exists, name):
+            raise No("[NONEXISTENT] No such folder")
+
+        def status():
+            index = self.ctx.registry.open(path)
+            index.sync()
+            return index.status()
+
+        st = await _to_thread(status)
+        values = {
+            "MESSAGES": st.messages,
+            "RECENT": st.recent,
+            "UIDNEXT": st.uidnext,
+            "UIDVALIDITY": st.uidvalidity,
+            "UNSEEN": st.unseen,
+            "HIGHESTMODSEQ": st.highestmodseq,
+            "APPENDLIMIT": self.limits.max_literal,
+        }
+        out = []
+        for item in items:
+            if item not in values:
+                raise ParseError(f"unknown STATUS item {item}")
+            out.append(f"{item} {values[item]}")
+        self.send(
+            b"* STATUS "
+            + wire.mailbox_name(normalize_name(name))
+            + b" ("
+            + " ".join(out).encode()
+            + b")\r\n"
+        )
+        return "OK STATUS completed"
+
+    async def cmd_namespace(self, tag: str, reader: Reader) -> str:
+        reader.end()
+        self.send(f'* NAMESPACE (("" "{SEPARATOR}")) NIL NIL\r\n')
+        return "OK NAMESPACE completed"
+
+    async def cmd_enable(self, tag: str, reader: Reader) -> str:
+        enabled = []
+        while reader.maybe_sp():
+            capability = reader.atom().upper()
+            if capability == "CONDSTORE":
+                self.condstore = True
+                if self.selected is not None:
+                    self.selected.condstore = True
+                enabled.append(capability)
+        reader.end()
+        self.send("* ENABLED" + "".join(f" {c}" for c in enabled) + "\r\n")
+        return "OK ENABLE completed"
+
+    async def cmd_idle(self, tag: str, reader: Reader) -> str:
+        reader.end()
+        if self.selected is not None:
+            await self.announce(True, force=True)
+        return await self.start_idle(tag)
+
+    # --- APPEND -------------------------------------------------------------------------------
+
+    async def cmd_append(self, tag: str, reader: Reader) -> str:
+        reader.sp()
+        name = reader.mailbox()
+        reader.sp()
+        flags: list[str] = []
+        date: float | None = None
+        if reader.peek() == ord("("):
+            flags = [canonical_flag(f) for f in reader.flag_list()]
+            reader.sp()
+        if reader.peek() == ord('"'):
+            date = _parse_date_time(reader.quoted().decode("ascii", "replace"))
+            reader.sp()
+        message = reader.string_or_literal()
+        reader.end()
+        if not isinstance(message, Literal):
+            message = Literal(len(message), data=message)
+        if message.size > self.limits.max_literal:
+            raise No("[TOOBIG] Message too large (APPENDLIMIT)")
+        if message.size == 0:
+            raise No("Empty message")
+        path = self._folder_path(name)
+        if not await _to_thread(self.folders.exists, name):
+            raise No("[TRYCREATE] No such folder")
+
+        def store():
+            index = self.ctx.registry.open(path)
+            if message.incoming is not None:
+                source = message.incoming.finalize()
+                try:
+                    return index, index.add_file(source, flags, date)
+                finally:
+                    message.incoming.remove()
+            tmp = path / "tmp" / f"append.{os.getpid()}.{time.time_ns()}"
+            with open(tmp, "xb") as fh:
+                fh.write(message.data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                return index, index.add_file(tmp, flags, date)
+            finally:
+                tmp.unlink(missing_ok=True)
+
+        index, record = await _to_thread(store)
+        self.ctx.hub.changed(path, origin=self)
+        return f"OK [APPENDUID {index.uidvalidity} {record.uid}] APPEND completed"
+
+    # --- selected state -----------------------------------------------------------------------
+
+    async def cmd_check(self, tag: str, reader: Reader) -> str:
+        reader.end()
+        await self.announce(True, force=True)
+        return "OK CHECK completed"
+
+    async def cmd_close(self, tag: str, reader: Reader) -> str:
+        reader.end()
+        selection = self.selected
+        self.deselect()
+        self.state = AUTH
+        if not selection.readonly:
+            expunged = await _to_thread(selection.index.expunge)
+            if expunged:
+                self.ctx.hub.changed(selection.path, origin=self)
+        return "OK CLOSE completed"
+
+    async def cmd_unselect(self, tag: str, reader: Reader) -> str:
+        reader.end()
+        self.deselect()
+        self.state = AUTH
+        return "OK UNSELECT completed"
+
+    async def cmd_expunge(self, tag: str, reader: Reader) -> str:
+        reader.end()
+        return await self._expunge(None)
+
+    async def cmd_uid_expunge(self, tag: str, reader: Reader) -> str:
+        reader.sp()
+        ranges = reader.sequence_set()
+        reader.end()
+        return await self._expunge(self._select_uids(ranges, True))
+
+    async def _expunge(self, uids: list[int] | None) -> str:
+        selection = self._writable()
+        expunged = await _to_thread(selection.index.expunge, uids)
+        self._send_expunges(selection, expunged)
+        if expunged:
+            self.ctx.hub.changed(selection.path, origin=self)
+        return "OK EXPUNGE completed"
+
+    def _send_expunges(self, selection: Selection, uids: list[int]) -> None:
+        out = []
+        for uid in sorted(uids, reverse=True):
+            msn = selection.msn(uid)
+            if msn is not None:
+                out.append(b"* %d EXPUNGE\r\n" % msn)
+                del selection.uids[msn - 1]
+                selection.announced -= 1
+                selection.pending_flags.pop(uid, None)
+                selection.pending_expunge.discard(uid)
+        self.send(b"".join(out))
+
+    def _writable(self) -> Selection:
+        if self.selected.readonly:
+            raise No("[READ-ONLY] Folder is read-only")
+        return self.selected
+
+    def _select_uids(self, ranges, uid_mode: bool) -> list[int]:
+        """UIDs of the current view addressed by a sequence set (msn or UID)."""
+        view = self.selected.uids
+        if uid_mode:
+            largest = view[-1] if view else 0
+            resolved = resolve_set(ranges, largest)
+            if len(view) > 64 and len(resolved) < 8:
+                import bisect
+
+                out: list[int] = []
+                for low, high in resolved:
+                    out += view[bisect.bisect_left(view, low) : bisect.bisect_right(view, high)]
+                return sorted(set(out))
+            return [uid for uid in view if in_ranges(uid, resolved)]
+        resolved = resolve_set(ranges, len(view))
+        if any(high > len(view) for _low, high in resolved):
+            raise ParseError("Invalid message sequence number")
+        msns: set[int] = set()
+        for low, high in resolved:
+            msns.update(range(low, high + 1))
+        return [view[m - 1] for m in sorted(msns)]
+
+    async def cmd_search(self, tag: str, reader: Reader, uid_mode: bool) -> str:
+        reader.sp()
+        try:
+            keys, _charset = parse_search(reader)
+        except BadCharset:
+            raise No("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset") from None
+        selection = self.selected
+        matcher = Matcher(selection.index, list(selection.uids), set(selection.recent))
+        matches = await _to_thread(matcher.search, keys)
+        numbers = [str(r.uid if uid_mode else msn) for msn, r in matches]
+        line = "* SEARCH" + "".join(f" {n}" for n in numbers)
+        if uses_modseq(keys) and matches:
+            line += f" (MODSEQ {max(r.modseq for _, r in matches)})"
+            if not selection.condstore:
+                selection.condstore = self.condstore = True
+        self.send(line + "\r\n")
+        return f"OK {'UID ' if uid_mode else ''}SEARCH completed"
+
+    async def cmd_fetch(self, tag: str, reader: Reader, uid_mode: bool) -> str:
+        reader.sp()
+        ranges = reader.sequence_set()
+        reader.sp()
+        request = parse_fetch_items(reader)
+        reader.end()
+        selection = self.selected
+        if request.changed_since is not None or "MODSEQ" in request.items:
+            selection.condstore = self.condstore = True
+        uids = self._select_uids(ranges, uid_mode)
+        index = selection.index
+        if request.sets_seen and not selection.readonly and uids:
+            changed, _ = await _to_thread(index.store_flags, uids, "+", ["\\Seen"])
+            if changed:
+                for record in changed:
+                    selection.reported[record.uid] = record.modseq
+                if "FLAGS" not in request.items:
+                    request.items.append("FLAGS")
+        await self._stream_fetch(selection, uids, request, uid_mode)
+        return f"OK {'UID ' if uid_mode else ''}FETCH completed"
+
+    async def _stream_fetch(
+        self, selection: Selection, uids: list[int], request: FetchRequest, uid_mode: bool
+    ) -> None:
+        index = selection.index
+        wants_envelope = "ENVELOPE" in request.items
+
+        def render_batch(batch: list[int]):
+            records = [index.get(uid) for uid in batch]
+            records = [r for r in records if r is not None]
+            if request.changed_since is not None:
+                records = [r for r in records if r.modseq > request.changed_since]
+            envelopes = index.envelopes([r.uid for r in records]) if wants_envelope else {}
+            out = []
+            for record in records:
+                msn = selection.msn(record.uid)
+                if msn is None:
+                    continue
+                shown = record
+                if record.uid in selection.recent:
+                    shown = _with_recent(record)
+                try:
+                    out += render(index, shown, msn, request, uid_mode, envelopes.get(record.uid))
+                except FileNotFoundError:
+                    continue  # expunged by another program: the next update reports it
+            return out
+
+        self.start_output()
+        try:
+            for start in range(0, len(uids), FETCH_BATCH):
+                pieces = await _to_thread(render_batch, uids[start : start + FETCH_BATCH])
+                for piece in pieces:
+                    if self._closing:
+                        return
+                    if isinstance(piece, FileRange):
+                        await self._stream_file(piece)
+                    else:
+                        self.send(piece)
+                await self.writable()
+        finally:
+            self.end_output()
+
+    async def _stream_file(self, piece: FileRange) -> None:
+        handle = await _to_thread(open, piece.path, "rb")
+        try:
+            sent = 0
+            while sent < piece.length and not self._closing:
+                size = min(STREAM_CHUNK, piece.length - sent)
+                chunk = await _to_thread(_read_at, handle, piece.start + sent, size)
+                if not chunk:  # the file shrank: pad so the literal length stays right
+                    chunk = b" " * size
+                self.send(chunk)
+                sent += len(chunk)
+                await self.writable()
+        finally:
+            handle.close()
+
+    async def cmd_store(self, tag: str, reader: Reader, uid_mode: bool) -> str:
+        reader.sp()
+        ranges = reader.sequence_set()
+        reader.sp()
+        unchanged_since = None
+        if reader.peek() == ord("("):
+            unchanged_since = dict(reader.parenthesized(_store_modifier)).get("UNCHANGEDSINCE")
+            reader.sp()
+        mode = "+" if reader.accept(b"+") else "-" if reader.accept(b"-") else "="
+        action = reader.keyword()
+        if action not in ("FLAGS", "FLAGS.SILENT"):
+            raise ParseError("expected FLAGS, +FLAGS or -FLAGS")
+        reader.sp()
+        if reader.peek() == ord("("):
+            flags = reader.flag_list()
+        else:
+            flags = [reader.flag()]
+            while reader.maybe_sp():
+                flags.append(reader.flag())
+        reader.end()
+        selection = self._writable()
+        uids = self._select_uids(ranges, uid_mode)
+        if unchanged_since is not None:
+            selection.condstore = self.condstore = True
+        index = selection.index
+
+        def work():
+            changed, refused = index.store_flags(uids, mode, flags, unchanged_since)
+            return changed, refused, [index.get(uid) for uid in uids]
+
+        changed, refused, records = await _to_thread(work)
+        for record in changed:
+            selection.reported[record.uid] = record.modseq
+            selection.pending_flags.pop(record.uid, None)
+        if changed:
+            self.ctx.hub.changed(selection.path, origin=self)
+        if action == "FLAGS.SILENT":
+            shown = {r.uid for r in changed} if selection.condstore else set()
+        else:
+            shown = set(uids) - set(refused)
+        lines = []
+        for record in records:
+            if record is None or record.uid not in shown:
+                continue
+            msn = selection.msn(record.uid)
+            if msn is None:
+                continue
+            items = []
+            if uid_mode:
+                items.append(b"UID %d" % record.uid)
+            if action == "FLAGS" or not selection.condstore:
+                items.append(b"FLAGS " + selection.flags_of(record))
+            if selection.condstore:
+                items.append(b"MODSEQ (%d)" % record.modseq)
+            lines.append(b"* %d FETCH (%s)\r\n" % (msn, b" ".join(items)))
+        self.send(b"".join(lines))
+        if refused:
+            numbers = refused if uid_mode else [selection.msn(u) for u in refused]
+            return f"OK [MODIFIED {_compact([n for n in numbers if n])}] Conditional STORE failed"
+        return f"OK {'UID ' if uid_mode else ''}STORE completed"
+
+    async def cmd_copy(self, tag: str, reader: Reader, uid_mode: bool) -> str:
+        reader.sp()
+        ranges = reader.sequence_set()
+        reader.sp()
+        name = reader.mailbox()
+        reader.end()
+        code, _pairs = await self._copy(ranges, name, uid_mode)
+        return f"OK {code}COPY completed"
+
+    async def cmd_move(self, tag: str, reader: Reader, uid_mode: bool) -> str:
+        reader.sp()
+        ranges = reader.sequence_set()
+        reader.sp()
+        name = reader.mailbox()
+        reader.end()
+        selection = self._writable()
+        code, pairs = await self._copy(ranges, name, uid_mode)
+        if code:
+            self.send(f"* OK {code}Moved\r\n")
+        sources = [src for src, _dst in pairs]
+        expunged = await _to_thread(selection.index.expunge, sources, False)
+        self._send_expunges(selection, expunged)
+        if expunged:
+            self.ctx.hub.changed(selection.path, origin=self)
+        return "OK MOVE completed"
+
+    async def _copy(self, ranges, name: str, uid_mode: bool) -> tuple[str, list[tuple[int, int]]]:
+        selection = self.selected
+        uids = self._select_uids(ranges, uid_mode)
+        path = self._folder_path(name)
+        if not await _to_thread(self.folders.exists, name):
+            raise No("[TRYCREATE] No such folder")
+        target = await _to_thread(self.ctx.registry.open, path)
+        pairs = await _to_thread(selection.index.copy_to, target, uids)
+        if pairs:
+            self.ctx.hub.changed(path, origin=self)
+        if not pairs:
+            return "", pairs
+        src = _compact([a for a, _ in pairs])
+        dst = _compact([b for _, b in pairs])
+        return f"[COPYUID {target.uidvalidity} {src} {dst}] ", pairs
+
+
+def _store_modifier(reader: Reader) -> tuple[str, int]:
+    key = reader.keyword()
+    if key != "UNCHANGEDSINCE":
+        raise ParseError(f"unknown STORE modifier {key}")
+    reader.sp()
+    return key, reader.number()
+
+
+def _with_recent(record):
+    from dataclasses import replace
+
+    return replace(record, flags=record.flags | {"\\Recent"})
+
+
+def _read_at(handle, offset: int, size: int) -> bytes:
+    handle.seek(offset)
+    return handle.read(size)
+
+
+def _compact(numbers: list[int]) -> str:
+    """UIDs as a uid-set in the given order: runs of consecutive numbers as a:b."""
+    out: list[str] = []
+    start = prev = None
+    for n in numbers:
+        if start is None:
+            start = prev = n
+        elif n == prev + 1:
+            prev = n
+        else:
+            out.append(str(start) if start == prev else f"{start}:{prev}")
+            start = prev = n
+    if start is not None:
+        out.append(str(start) if start == prev else f"{start}:{prev}")
+    return ",".join(out)
+
+
+def _pattern(pattern: str) -> re.Pattern:
+    """LIST wildcard pattern -> regex: '*' anything, '%' anything but the separator."""
+    out = []
+    for char in pattern:
+        if char == "*":
+            out.append(".*")
+        elif char == "%":
+            out.append(f"[^{re.escape(SEPARATOR)}]*")
+        else:
+            out.append(re.escape(char))
+    regex = "".join(out)
+    if pattern.upper().startswith(INBOX):
+        regex = "(?i:INBOX)" + "".join(out[len(INBOX) :])
+    return re.compile(regex, re.DOTALL)
+
+
+def _parse_date_time(text: str) -> float:
+    match = _DATE_TIME.fullmatch(text)
+    if match is None or match.group(2).title() not in _MONTHS:
+        raise ParseError("bad date-time")
+    day, month, year, hh, mm, ss, sign, zh, zm = match.groups()
+    try:
+        stamp = calendar.timegm(
+            (int(year), _MONTHS[month.title()], int(day), int(hh), int(mm), int(ss))
+        )
+    except (ValueError, OverflowError):
+        raise ParseError("bad date-time") from None
+    offset = (int(zh) * 60 + int(zm)) * 60
+    return stamp - offset if sign == "+" else stamp + offset

@@ -1,0 +1,323 @@
+"""FETCH (RFC 3501 §6.4.5): parsing the item list, and rendering one message's response.
+
+Rendering runs in a worker thread (it reads the index and message files). A literal bigger than
+``STREAM_THRESHOLD`` is not read: it becomes a ``FileRange`` that the session streams from the
+file in chunks, so a 30 MB attachment is never held in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailsuite.imap import wire
+from mailsuite.imap.parser import ParseError, Reader
+from mailsuite.store import mime
+from mailsuite.store.index import FolderIndex, Record
+
+STREAM_THRESHOLD = 256 * 1024
+
+_MACROS = {
+    "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"],
+    "FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
+    "FULL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"],
+}
+_SIMPLE = {
+    "ENVELOPE",
+    "FLAGS",
+    "INTERNALDATE",
+    "RFC822",
+    "RFC822.HEADER",
+    "RFC822.SIZE",
+    "RFC822.TEXT",
+    "BODY",
+    "BODYSTRUCTURE",
+    "UID",
+    "MODSEQ",
+}
+
+
+@dataclass(frozen=True)
+class Section:
+    """``BODY[<parts>.<text> (<fields>)]<<origin>.<count>>``."""
+
+    parts: tuple[int, ...] = ()
+    text: str | None = None  # HEADER, HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT, MIME
+    fields: tuple[str, ...] = ()
+    origin: int | None = None
+    count: int | None = None
+    peek: bool = False
+    label: bytes = b""  # how the response names it, e.g. b"BODY[HEADER.FIELDS (FROM)]<0>"
+
+
+@dataclass
+class FetchRequest:
+    items: list[str] = field(default_factory=list)  # simple items, upper-case
+    sections: list[Section] = field(default_factory=list)
+    changed_since: int | None = None
+
+    @property
+    def sets_seen(self) -> bool:
+        return any(not s.peek for s in self.sections) or any(
+            i in ("RFC822", "RFC822.TEXT") for i in self.items
+        )
+
+
+def parse_fetch_items(reader: Reader) -> FetchRequest:
+    request = FetchRequest()
+    if reader.peek() == ord("("):
+        reader.parenthesized(lambda r: _item(r, request))
+    else:
+        name = reader.keyword()
+        if name in _MACROS:
+            request.items.extend(_MACROS[name])
+        else:
+            _named_item(reader, name, request)
+    if reader.maybe_sp():
+        modifiers = reader.parenthesized(_modifier)
+        for key, value in modifiers:
+            if key == "CHANGEDSINCE":
+                request.changed_since = value
+    if request.changed_since is not None and "MODSEQ" not in request.items:
+        request.items.append("MODSEQ")
+    return request
+
+
+def _modifier(reader: Reader) -> tuple[str, int]:
+    key = reader.keyword()
+    if key != "CHANGEDSINCE":
+        raise ParseError(f"unknown FETCH modifier {key}")
+    reader.sp()
+    return key, reader.number()
+
+
+def _item(reader: Reader, request: FetchRequest) -> None:
+    _named_item(reader, reader.keyword(), request)
+
+
+def _named_item(reader: Reader, name: str, request: FetchRequest) -> None:
+    if name in ("BODY", "BODY.PEEK", "BINARY.PEEK", "BINARY") and reader.peek() == ord("["):
+        request.sections.append(_section(reader, peek=name.endswith(".PEEK")))
+    elif name in _SIMPLE:
+        if name not in request.items:
+            request.items.append(name)
+    else:
+        raise ParseError(f"unknown FETCH item {name}")
+
+
+def _section(reader: Reader, peek: bool) -> Section:
+    reader.expect(b"[")
+    parts: list[int] = []
+    text: str | None = None
+    fields: list[str] = []
+    while reader.peek() is not None and reader.peek() != ord("]"):
+        if 0x30 <= reader.peek() <= 0x39:
+            parts.append(reader.number(nonzero=True))
+            if not reader.accept(b"."):
+                break
+            continue
+        text = reader.keyword()
+        if text not in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"):
+            raise ParseError(f"bad section {text}")
+        if text == "MIME" and not parts:
+            raise ParseError("MIME needs a part number")
+        if text.startswith("HEADER.FIELDS"):
+            reader.sp()
+            fields = [
+                f.decode("ascii", "replace").lower()
+                for f in reader.parenthesized(lambda r: r.astring())
+            ]
+            if not fields:
+                raise ParseError("empty header field list")
+        break
+    reader.expect(b"]")
+    origin = count = None
+    if reader.accept(b"<"):
+        origin = reader.number()
+        reader.expect(b".")
+        count = reader.number(nonzero=True)
+        reader.expect(b">")
+    label = "BODY["
+    label += ".".join(str(p) for p in parts)
+    if text:
+        label += ("." if parts else "") + text
+        if fields:
+            label += " (" + " ".join(f.upper() for f in fields) + ")"
+    label += "]"
+    if origin is not None:
+        label += f"<{origin}>"
+    return Section(tuple(parts), text, tuple(fields), origin, count, peek, label.encode())
+
+
+@dataclass(frozen=True)
+class FileRange:
+    """Bytes ``start``..``start+length`` of the file at ``path``, to be streamed."""
+
+    path: Path
+    start: int
+    length: int
+
+
+Piece = bytes | FileRange
+
+
+def render(
+    index: FolderIndex,
+    record: Record,
+    msn: int,
+    request: FetchRequest,
+    uid_command: bool,
+    envelope: dict[str, Any] | None = None,
+) -> list[Piece]:
+    """The ``* n FETCH (...)`` response of one message, as bytes and FileRanges."""
+    elements: list[list[Piece]] = []  # one per item, joined with spaces
+    names = list(request.items)
+    if uid_command and "UID" not in names:
+        names.insert(0, "UID")
+    content = None
+    tree = None
+    try:
+        for name in names:
+            if name == "UID":
+                elements.append([b"UID %d" % record.uid])
+            elif name == "FLAGS":
+                elements.append([b"FLAGS " + wire.flag_list(record.flags)])
+            elif name == "INTERNALDATE":
+                elements.append([b"INTERNALDATE " + wire.internal_date(record.internaldate)])
+            elif name == "RFC822.SIZE":
+                elements.append([b"RFC822.SIZE %d" % record.size])
+            elif name == "MODSEQ":
+                elements.append([b"MODSEQ (%d)" % record.modseq])
+            elif name == "ENVELOPE":
+                env = envelope if envelope is not None else index.envelope(record.uid)
+                elements.append([b"ENVELOPE " + wire.envelope(env)])
+            elif name in ("BODYSTRUCTURE", "BODY"):
+                tree = tree or index.structure(record.uid)
+                rendered = wire.body_structure(tree, name == "BODYSTRUCTURE")
+                elements.append([name.encode() + b" " + rendered])
+            elif name == "RFC822.HEADER":
+                elements.append([b"RFC822.HEADER " + _literal(index.header(record.uid))])
+            elif name in ("RFC822", "RFC822.TEXT"):
+                if content is None:
+                    content = index.content(record)
+                start = 0 if name == "RFC822" else mime.header_block_end(content, 0, len(content))
+                elements.append(
+                    [name.encode() + b" ", *_range(index, record, content, start, len(content))]
+                )
+        for section in request.sections:
+            if section.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT") and not (
+                section.parts
+            ):
+                data = _header_section(index.header(record.uid), section)
+                elements.append([section.label + b" " + _literal(_partial(data, section))])
+                continue
+            if content is None:
+                content = index.content(record)
+            if section.parts or section.text in ("TEXT", "MIME"):
+                tree = tree or index.structure(record.uid)
+            start, end, header_only = _locate(content, tree, section)
+            if header_only:
+                data = _header_section(bytes(content[start:end]), section)
+                elements.append([section.label + b" " + _literal(_partial(data, section))])
+            else:
+                if section.origin is not None:
+                    start = min(end, start + section.origin)
+                    end = min(end, start + section.count)
+                elements.append([section.label + b" ", *_range(index, record, content, start, end)])
+    finally:
+        if content is not None and hasattr(content, "close"):
+            content.close()
+    out: list[Piece] = [b"* %d FETCH (" % msn]
+    for i, element in enumerate(elements):
+        if i:
+            out.append(b" ")
+        out += element
+    out.append(b")\r\n")
+    return _merge(out)
+
+
+def _literal(data: bytes) -> bytes:
+    return b"{%d}\r\n" % len(data) + data
+
+
+def _partial(data: bytes, section: Section) -> bytes:
+    if section.origin is None:
+        return data
+    return data[section.origin : section.origin + section.count]
+
+
+def _range(index: FolderIndex, record: Record, content: Any, start: int, end: int) -> list[Piece]:
+    length = max(0, end - start)
+    if length > STREAM_THRESHOLD and record.crlf:
+        return [b"{%d}\r\n" % length, FileRange(index.file_path(record), start, length)]
+    return [b"{%d}\r\n" % length + bytes(content[start:end])]
+
+
+def _merge(pieces: list[Piece]) -> list[Piece]:
+    merged: list[Piece] = []
+    for piece in pieces:
+        if isinstance(piece, bytes) and merged and isinstance(merged[-1], bytes):
+            merged[-1] += piece
+        else:
+            merged.append(piece)
+    return merged
+
+
+def _header_section(block: bytes, section: Section) -> bytes:
+    if section.text not in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+        return block
+    wanted = set(section.fields)
+    exclude = section.text == "HEADER.FIELDS.NOT"
+    kept: list[bytes] = []
+    keep = False
+    for line in block.split(b"\r\n"):
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                kept.append(line)
+            continue
+        name = line.partition(b":")[0].strip().lower().decode("ascii", "replace")
+        keep = (name in wanted) != exclude
+        if keep:
+            kept.append(line)
+    return b"".join(line + b"\r\n" for line in kept) + b"\r\n"
+
+
+def _locate(content: Any, tree: dict | None, section: Section) -> tuple[int, int, bool]:
+    """(start, end, is_header) of a section in the CRLF message; empty range if absent."""
+    size = len(content)
+    if not section.parts:
+        if section.text == "TEXT":
+            return mime.header_block_end(content, 0, size), size, False
+        return 0, size, False
+    node, message_node = _walk(tree, section.parts)
+    if node is None:
+        return 0, 0, False
+    if section.text == "MIME":
+        return node["hs"], node["bs"], True
+    if section.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT"):
+        inner = (node.get("message") or {}).get("structure")
+        if inner is None:
+            return 0, 0, False
+        if section.text == "TEXT":
+            return inner["bs"], inner["end"], False
+        return inner["hs"], inner["bs"], True
+    return node["bs"], node["end"], False
+
+
+def _walk(tree: dict, parts: tuple[int, ...]) -> tuple[dict | None, bool]:
+    node = tree
+    in_message = True  # node stands for a whole message (its body holds part 1...)
+    for number in parts:
+        if not in_message and "message" in node:
+            node, in_message = node["message"]["structure"], True
+        if "parts" in node:
+            if number > len(node["parts"]):
+                return None, False
+            node = node["parts"][number - 1]
+        elif not in_message or number != 1:
+            return None, False
+        in_message = False
+    return node, in_message

@@ -1,0 +1,290 @@
+"""SEARCH (RFC 3501 §6.4.4, CONDSTORE's MODSEQ key): parsing keys and matching messages.
+
+Matching runs in a worker thread. Flag, size, date and UID keys use only the in-memory records;
+header keys read the cached header block; BODY/TEXT read the message (decoding base64 and
+quoted-printable text parts), so only those cost file I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import email.errors
+import email.header
+import email.utils
+import quopri
+from dataclasses import dataclass
+from typing import Any
+
+from mailsuite.imap.parser import ParseError, Reader, in_ranges, resolve_set
+from mailsuite.store import mime
+from mailsuite.store.index import FolderIndex, Record, canonical_flag
+
+MAX_DEPTH = 16
+CHARSETS = ("UTF-8", "US-ASCII")
+
+_FLAG_KEYS = {
+    "ANSWERED": ("\\Answered", True),
+    "DELETED": ("\\Deleted", True),
+    "DRAFT": ("\\Draft", True),
+    "FLAGGED": ("\\Flagged", True),
+    "SEEN": ("\\Seen", True),
+    "UNANSWERED": ("\\Answered", False),
+    "UNDELETED": ("\\Deleted", False),
+    "UNDRAFT": ("\\Draft", False),
+    "UNFLAGGED": ("\\Flagged", False),
+    "UNSEEN": ("\\Seen", False),
+}
+_HEADER_KEYS = {"BCC": "bcc", "CC": "cc", "FROM": "from", "SUBJECT": "subject", "TO": "to"}
+_DATE_KEYS = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
+_MONTHS = {
+    m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())
+}
+
+
+class BadCharset(Exception):
+    pass
+
+
+@dataclass
+class Key:
+    name: str
+    value: Any = None
+    other: Any = None
+
+
+def parse_search(reader: Reader) -> tuple[list[Key], str]:
+    """The search program after ``SEARCH``: (keys, charset)."""
+    charset = "US-ASCII"
+    if reader.peek() in (ord("C"), ord("c")):
+        start = (reader.index, reader.pos)
+        if reader.keyword() == "CHARSET":
+            reader.sp()
+            charset = reader.astring().decode("ascii", "replace").upper()
+            if charset not in CHARSETS:
+                raise BadCharset(charset)
+            reader.sp()
+        else:
+            reader.index, reader.pos = start
+    keys = [_key(reader, 0)]
+    while reader.maybe_sp():
+        keys.append(_key(reader, 0))
+    reader.end()
+    return keys, charset
+
+
+def _key(reader: Reader, depth: int) -> Key:
+    if depth > MAX_DEPTH:
+        raise ParseError("search keys nested too deeply")
+    char = reader.peek()
+    if char == ord("("):
+        return Key("AND", reader.parenthesized(lambda r: _key(r, depth + 1)))
+    if char is not None and (0x30 <= char <= 0x39 or char == ord("*")):
+        return Key("SEQ", reader.sequence_set())
+    name = reader.keyword()
+    if name in ("ALL", "NEW", "OLD", "RECENT") or name in _FLAG_KEYS:
+        return Key(name)
+    reader.sp()
+    if name == "NOT":
+        return Key("NOT", _key(reader, depth + 1))
+    if name == "OR":
+        first = _key(reader, depth + 1)
+        reader.sp()
+        return Key("OR", first, _key(reader, depth + 1))
+    if name in _HEADER_KEYS or name in ("BODY", "TEXT"):
+        return Key(name, _text(reader))
+    if name == "HEADER":
+        field = reader.astring().decode("ascii", "replace").lower()
+        reader.sp()
+        return Key(name, field, _text(reader))
+    if name in ("KEYWORD", "UNKEYWORD"):
+        return Key(name, canonical_flag(reader.flag()))
+    if name in ("LARGER", "SMALLER"):
+        return Key(name, reader.number())
+    if name == "UID":
+        return Key(name, reader.sequence_set())
+    if name in _DATE_KEYS:
+        return Key(name, _date(reader))
+    if name == "MODSEQ":
+        if reader.peek() == ord('"'):  # entry-name and entry-type-req (ignored: one modseq)
+            reader.quoted()
+            reader.sp()
+            reader.atom()
+            reader.sp()
+        return Key(name, reader.number())
+    raise ParseError(f"unknown search key {name}")
+
+
+def _text(reader: Reader) -> str:
+    return reader.astring().decode("utf-8", "replace").casefold()
+
+
+def _date(reader: Reader) -> datetime.date:
+    raw = reader.astring().decode("ascii", "replace")
+    try:
+        day, month, year = raw.split("-")
+        return datetime.date(int(year), _MONTHS[month.upper()], int(day))
+    except (ValueError, KeyError):
+        raise ParseError(f"bad date {raw!r}") from None
+
+
+def uses_modseq(keys: list[Key]) -> bool:
+    for key in keys:
+        if key.name == "MODSEQ":
+            return True
+        if key.name == "AND" and uses_modseq(key.value):
+            return True
+        if key.name == "NOT" and uses_modseq([key.value]):
+            return True
+        if key.name == "OR" and uses_modseq([key.value, key.other]):
+            return True
+    return False
+
+
+class Matcher:
+    """Evaluates keys for the messages of one session's view (in a worker thread)."""
+
+    def __init__(self, index: FolderIndex, uids: list[int], recent: set[int]) -> None:
+        self.index = index
+        self.uids = uids
+        self.recent = recent
+        self._headers: dict[int, list[tuple[str, str]]] = {}
+
+    def search(self, keys: list[Key]) -> list[tuple[int, Record]]:
+        """(message sequence number, record) of every match, in order."""
+        matches = []
+        for msn, uid in enumerate(self.uids, 1):
+            record = self.index.get(uid)
+            if record is None:
+                continue  # expunged meanwhile, not yet announced: never matches
+            if all(self._match(key, msn, record) for key in keys):
+                matches.append((msn, record))
+        return matches
+
+    def _match(self, key: Key, msn: int, record: Record) -> bool:
+        name = key.name
+        if name == "ALL":
+            return True
+        if name == "AND":
+            return all(self._match(k, msn, record) for k in key.value)
+        if name == "NOT":
+            return not self._match(key.value, msn, record)
+        if name == "OR":
+            return self._match(key.value, msn, record) or self._match(key.other, msn, record)
+        if name in _FLAG_KEYS:
+            flag, present = _FLAG_KEYS[name]
+            return (flag in record.flags) == present
+        if name == "KEYWORD":
+            return key.value in record.flags
+        if name == "UNKEYWORD":
+            return key.value not in record.flags
+        if name == "RECENT":
+            return record.uid in self.recent
+        if name == "NEW":
+            return record.uid in self.recent and "\\Seen" not in record.flags
+        if name == "OLD":
+            return record.uid not in self.recent
+        if name == "LARGER":
+            return record.size > key.value
+        if name == "SMALLER":
+            return record.size < key.value
+        if name == "SEQ":
+            return in_ranges(msn, resolve_set(key.value, len(self.uids)))
+        if name == "UID":
+            largest = self.uids[-1] if self.uids else 0
+            return in_ranges(record.uid, resolve_set(key.value, largest))
+        if name == "MODSEQ":
+            return record.modseq >= key.value
+        if name in ("BEFORE", "ON", "SINCE"):
+            return _compare(name, datetime.date.fromtimestamp(record.internaldate), key.value)
+        if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
+            sent = self._sent_date(record)
+            return sent is not None and _compare(name[4:], sent, key.value)
+        if name in _HEADER_KEYS:
+            return self._header_contains(record, _HEADER_KEYS[name], key.value)
+        if name == "HEADER":
+            return self._header_contains(record, key.value, key.other)
+        if name == "BODY":
+            return self._body_contains(record, key.value, include_header=False)
+        if name == "TEXT":
+            return self._body_contains(record, key.value, include_header=True)
+        raise ParseError(f"unknown search key {name}")
+
+    def _fields(self, record: Record) -> list[tuple[str, str]]:
+        fields = self._headers.get(record.uid)
+        if fields is None:
+            fields = mime.parse_header_fields(self.index.header(record.uid))
+            self._headers[record.uid] = fields
+        return fields
+
+    def _header_contains(self, record: Record, field: str, needle: str) -> bool:
+        values = [v for n, v in self._fields(record) if n == field]
+        if not needle:
+            return bool(values)
+        return any(needle in _decoded(v) for v in values)
+
+    def _sent_date(self, record: Record) -> datetime.date | None:
+        value = mime.first(self._fields(record), "date")
+        try:
+            parsed = email.utils.parsedate_to_datetime(value) if value else None
+        except (TypeError, ValueError, IndexError):
+            return None
+        return parsed.date() if parsed else None
+
+    def _body_contains(self, record: Record, needle: str, include_header: bool) -> bool:
+        if include_header and any(needle in _decoded(v) for _, v in self._fields(record)):
+            return True
+        try:
+            content = self.index.content(record)
+        except FileNotFoundError:
+            return False
+        try:
+            tree = self.index.structure(record.uid)
+            for node in _leaves(tree):
+                body = bytes(content[node["bs"] : node["end"]])
+                if node["enc"] == "base64":
+                    try:
+                        body = base64.b64decode(body)
+                    except (binascii.Error, ValueError):
+                        pass
+                elif node["enc"] == "quoted-printable":
+                    body = quopri.decodestring(body)
+                charset = dict(node["params"]).get("charset", "utf-8")
+                try:
+                    text = body.decode(charset, "replace")
+                except LookupError:
+                    text = body.decode("utf-8", "replace")
+                if needle in text.casefold():
+                    return True
+            return False
+        finally:
+            if hasattr(content, "close"):
+                content.close()
+
+
+def _leaves(node: dict):
+    if "parts" in node:
+        for part in node["parts"]:
+            yield from _leaves(part)
+    elif "message" in node:
+        yield from _leaves(node["message"]["structure"])
+    elif node["type"] in ("text", "message"):
+        yield node
+
+
+def _decoded(value: str) -> str:
+    try:
+        parts = email.header.decode_header(value)
+        text = str(email.header.make_header(parts))
+    except (ValueError, LookupError, UnicodeDecodeError, email.errors.HeaderParseError):
+        text = value
+    return (text + "\0" + value).casefold()
+
+
+def _compare(op: str, left: datetime.date, right: datetime.date) -> bool:
+    if op == "BEFORE":
+        return left < right
+    if op == "ON":
+        return left == right
+    return left >= right

@@ -1,0 +1,483 @@
+"""The IMAP4rev1 server protocol (RFC 3501) on Twisted's plain ``Protocol``.
+
+Why not ``twisted.mail.imap4.IMAP4Server``: its verified defects (STARTTLS command injection,
+unlimited APPEND literals, APPEND without flags crashing, IDLE ended by any line, pipelined
+commands misrouted behind a Deferred SELECT) sit in its core loop, and it lacks most extensions
+Thunderbird uses (UIDPLUS, MOVE, SPECIAL-USE, CONDSTORE, ...). scripts/bench/imap_fetch_decision.py
+measured it too (see the README). The shape follows mailsuite/smtp/server.py:
+
+- one bytes buffer; a command's literals are read in raw mode after their size was checked
+  against a limit (an announced ``{4294967295}`` is refused without allocating anything), big
+  APPEND literals are spooled to disk as they arrive;
+- commands run strictly one after another: while one waits for a worker thread, the rest of the
+  pipeline stays in the buffer, so responses never interleave or reorder;
+- untagged updates about the selected folder go out before each tagged reply, when allowed.
+
+The command handlers themselves live in mailsuite/imap/commands.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from twisted.cred.portal import Portal
+from twisted.internet import task
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from mailsuite.imap.commands import CommandsMixin, No
+from mailsuite.imap.parser import Literal, ParseError, Reader, split_tag
+from mailsuite.imap.selection import FolderHub, Selection
+from mailsuite.store.incoming import IncomingMessage
+from mailsuite.store.index import IndexRegistry
+from mailsuite.store.maildir import MaildirStore
+
+log = Logger(namespace="mailsuite.imap")
+
+MAX_BUFFERED = 1024 * 1024  # stop reading while a command runs and this much is queued
+MAX_SMALL_LITERAL = 64 * 1024  # literals outside APPEND (passwords, search strings, names)
+MAX_COMMAND_LITERALS = 32
+IN_MEMORY_APPEND = 256 * 1024
+_LITERAL_RE = re.compile(rb"\{(\d{1,20})(\+?)\}$")
+
+# Commands during which an EXPUNGE response must not be sent (RFC 3501 §7.4.1).
+NO_EXPUNGE_DURING = {"FETCH", "STORE", "SEARCH"}
+
+
+@dataclass(frozen=True)
+class IMAPLimits:
+    max_line: int = 65536
+    max_literal: int = 36_700_160  # APPENDLIMIT
+    max_connections_per_user: int = 20
+    idle_timeout: float = 1800.0
+    max_bad_commands: int = 20
+    auth_max_failures: int = 3
+    idle_poll: float = 0.5
+
+
+@dataclass
+class IMAPContext:
+    """What every IMAP connection of the process shares."""
+
+    hostname: str
+    limits: IMAPLimits
+    portal: Portal
+    throttle: object  # AuthThrottle
+    store: MaildirStore
+    spool_dir: Path
+    tls_options: object | None = None
+    registry: IndexRegistry = field(default_factory=IndexRegistry)
+    hub: FolderHub = field(default_factory=FolderHub)
+    connections: dict[str, int] = field(default_factory=dict)
+
+    def delivered(self, addresses) -> None:
+        """Observer for MessageRouter: wake sessions watching those INBOXes (reactor thread)."""
+        for address in addresses:
+            try:
+                self.hub.changed(self.store.maildir_path(address))
+            except ValueError:
+                continue
+
+
+class _Assembly:
+    """A command being read: line pieces and the literals between them."""
+
+    def __init__(self, tag: str | None, name: str | None) -> None:
+        self.tag = tag
+        self.name = name
+        self.pieces: list[bytes] = []
+        self.literals: list[Literal] = []
+        self.literal_bytes = 0
+
+
+@implementer(IPushProducer)
+class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
+    """One IMAP session."""
+
+    def __init__(self, context: IMAPContext, implicit_tls: bool) -> None:
+        self.ctx = context
+        self.limits = context.limits
+        self._buf = bytearray()
+        self._busy = False
+        self._paused_reading = False
+        self._closing = False
+        self._skip_to_newline = False
+        self._assembly: _Assembly | None = None
+        self._literal: Literal | None = None
+        self._literal_buffer: bytearray | None = None
+        self._literal_remaining = 0
+        self._line_handler = None  # takes the next line (AUTHENTICATE, IDLE)
+        self.tls = implicit_tls
+        self.state = "nonauth"
+        self.user: str | None = None
+        self.folders = None  # UserFolders after login
+        self.selected: Selection | None = None
+        self.condstore = False
+        self._auth_failures = 0
+        self._bad_commands = 0
+        self._peer = "unknown"
+        self._write_paused = False
+        self._write_waiters: list[Deferred] = []
+        self._producing = False
+        self._idle_poll: task.LoopingCall | None = None
+
+    # --- connection life cycle ----------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self._peer = getattr(self.transport.getPeer(), "host", "unknown")
+        self.setTimeout(self.limits.idle_timeout)
+        caps = " ".join(self.capabilities())
+        self.send(f"* OK [CAPABILITY {caps}] {self.ctx.hostname} IMAP4rev1 mailsuite ready\r\n")
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        self._closing = True
+        self.setTimeout(None)
+        self._stop_idle_poll()
+        self.deselect()
+        if self.user is not None:
+            remaining = self.ctx.connections.get(self.user, 1) - 1
+            if remaining > 0:
+                self.ctx.connections[self.user] = remaining
+            else:
+                self.ctx.connections.pop(self.user, None)
+        if self._literal is not None and self._literal.incoming is not None:
+            self._literal.incoming.discard()
+        for waiter in self._write_waiters:
+            waiter.callback(None)
+        self._write_waiters = []
+
+    def timeoutConnection(self) -> None:
+        self.bye("Autologout; idle for too long")
+
+    def bye(self, text: str) -> None:
+        self.send(f"* BYE {text}\r\n")
+        self._closing = True
+        self.transport.loseConnection()
+
+    def send(self, data: str | bytes) -> None:
+        if self._closing:
+            return
+        self.transport.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+    def capabilities(self) -> list[str]:
+        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE"]
+        caps += ["UNSELECT", "UIDPLUS", "MOVE", "SPECIAL-USE", "CHILDREN", "CONDSTORE"]
+        caps.append(f"APPENDLIMIT={self.limits.max_literal}")
+        if self.state == "nonauth":
+            if not self.tls:
+                if self.ctx.tls_options is not None:
+                    caps.append("STARTTLS")
+                caps.append("LOGINDISABLED")
+            else:
+                caps.append("AUTH=PLAIN")
+        return caps
+
+    # --- flow control for large responses -----------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        self._write_paused = True
+
+    def resumeProducing(self) -> None:
+        self._write_paused = False
+        waiters, self._write_waiters = self._write_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def stopProducing(self) -> None:
+        self._closing = True
+        self.resumeProducing()
+
+    def start_output(self) -> None:
+        """Register for write back-pressure for the length of one big response."""
+        if not self._producing and not self._closing:
+            self.transport.registerProducer(self, True)
+            self._producing = True
+
+    def end_output(self) -> None:
+        if self._producing:
+            self._producing = False
+            self._write_paused = False
+            if not self._closing:
+                self.transport.unregisterProducer()
+
+    def writable(self) -> Deferred:
+        """Fires once the transport wants more data."""
+        if not self._write_paused or self._closing:
+            return succeed(None)
+        waiter: Deferred = Deferred()
+        self._write_waiters.append(waiter)
+        return waiter
+
+    # --- input --------------------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()
+        self._buf += data
+        self._drain()
+
+    def _drain(self) -> None:
+        while not self._closing and self._buf:
+            if self._literal_remaining:
+                self._read_literal()
+                continue
+            if self._busy and self._line_handler is None:
+                if len(self._buf) > MAX_BUFFERED and not self._paused_reading:
+                    self._paused_reading = True
+                    self.transport.pauseProducing()
+                return
+            newline = self._buf.find(b"\n")
+            if self._skip_to_newline:
+                if newline < 0:
+                    self._buf.clear()
+                    return
+                del self._buf[: newline + 1]
+                self._skip_to_newline = False
+                continue
+            if newline < 0:
+                if len(self._buf) > self.limits.max_line:
+                    self._buf.clear()
+                    self._skip_to_newline = True
+                    self._assembly = None
+                    self._bad("* BAD Command line too long\r\n")
+                return
+            line = bytes(self._buf[:newline])
+            del self._buf[: newline + 1]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if len(line) > self.limits.max_line:
+                self._assembly = None
+                self._bad("* BAD Command line too long\r\n")
+                continue
+            if self._line_handler is not None:
+                handler, self._line_handler = self._line_handler, None
+                handler(line)
+                continue
+            self._command_line(line)
+
+    def _read_literal(self) -> None:
+        take = min(self._literal_remaining, len(self._buf))
+        chunk = bytes(self._buf[:take])
+        del self._buf[:take]
+        self._literal_remaining -= take
+        literal = self._literal
+        if literal.incoming is not None:
+            literal.incoming.write(chunk)
+        else:
+            self._literal_buffer += chunk
+        if self._literal_remaining == 0:
+            if literal.incoming is None:
+                literal.data = bytes(self._literal_buffer)
+                self._literal_buffer = None
+            self._assembly.literals.append(literal)
+            self._literal = None
+
+    def _command_line(self, line: bytes) -> None:
+        assembly = self._assembly
+        if assembly is None:
+            tag, name = split_tag(line)
+            assembly = self._assembly = _Assembly(tag, name)
+        assembly.pieces.append(line)
+        match = _LITERAL_RE.search(line)
+        if match is None:
+            self._assembly = None
+            self._run(assembly)
+            return
+        size, non_sync = int(match.group(1)), bool(match.group(2))
+        is_append = assembly.name == "APPEND"
+        limit = self.limits.max_literal if is_append else MAX_SMALL_LITERAL
+        tag = assembly.tag or "*"
+        too_many = len(assembly.pieces) > MAX_COMMAND_LITERALS
+        if size > limit or too_many or assembly.literal_bytes + size > max(limit, 1 << 20):
+            self._assembly = None
+            if is_append and not too_many:
+                self.send(f"{tag} NO [TOOBIG] Message too large (APPENDLIMIT)\r\n")
+            else:
+                self._bad(f"{tag} BAD Literal too large\r\n")
+            if non_sync:  # the client sends it anyway: do not read it as commands
+                self.bye("Literal too large")
+            return
+        assembly.literal_bytes += size
+        if is_append and size > IN_MEMORY_APPEND:
+            self._literal = Literal(size, incoming=IncomingMessage(self.ctx.spool_dir))
+        else:
+            self._literal = Literal(size)
+            self._literal_buffer = bytearray()
+        self._literal_remaining = size
+        if size == 0:
+            self._literal.data = b""
+            assembly.literals.append(self._literal)
+            self._literal = None
+        if not non_sync:
+            self.send("+ Ready for literal data\r\n")
+
+    def _bad(self, text: str) -> None:
+        self._bad_commands += 1
+        self.send(text)
+        if self._bad_commands >= self.limits.max_bad_commands:
+            self.bye("Too many invalid commands")
+
+    # --- dispatch -----------------------------------------------------------------------------
+
+    def _run(self, assembly: _Assembly) -> None:
+        tag, name = assembly.tag, assembly.name
+        if tag is None:
+            self._bad("* BAD Invalid tag\r\n")
+            return
+        reader = Reader(assembly.pieces, assembly.literals)
+        # Skip "<tag> <command>" (and "UID ") already split off by split_tag.
+        reader.pos = len(tag.encode()) + 1 + len(name)
+        handler = self.handler_for(name)
+        if handler is None:
+            self._discard_literals(assembly)
+            self._bad(f"{tag} BAD Unknown command or not allowed now\r\n")
+            return
+        self._busy = True
+        d = maybeDeferred(handler, tag, reader)
+        d.addCallbacks(self._finish, self._failed, callbackArgs=(tag, name), errbackArgs=(tag,))
+        d.addBoth(lambda _: self._discard_literals(assembly))
+        d.addBoth(self._resume)
+
+    @staticmethod
+    def _discard_literals(assembly: _Assembly) -> None:
+        for literal in assembly.literals:
+            if literal.incoming is not None:
+                literal.incoming.discard()
+
+    def _finish(self, text: str | None, tag: str, name: str) -> Deferred | None:
+        if text is None:  # the handler answered itself (LOGOUT, STARTTLS, IDLE...)
+            return None
+        d = self.announce(name not in NO_EXPUNGE_DURING)
+        return d.addCallback(lambda _: self.send(f"{tag} {text}\r\n"))
+
+    def _failed(self, failure: Failure, tag: str) -> None:
+        if failure.check(ParseError):
+            self._bad(f"{tag} BAD {failure.value}\r\n")
+        elif failure.check(No):
+            self.send(f"{tag} NO {failure.value}\r\n")
+        else:
+            log.failure("IMAP command failed", failure)
+            self.send(f"{tag} NO [SERVERBUG] Internal error, try again later\r\n")
+
+    def _resume(self, _: object) -> None:
+        self._busy = False
+        if self._paused_reading and not self._closing:
+            self._paused_reading = False
+            self.transport.resumeProducing()
+        self._drain()
+
+    # --- the selected folder's updates --------------------------------------------------------
+
+    def deselect(self) -> None:
+        if self.selected is not None:
+            self.ctx.hub.leave(self.selected.path, self)
+            self.selected = None
+
+    def announce(self, allow_expunge: bool, force: bool = False) -> Deferred:
+        """Send pending updates about the selected folder (looking again if it changed)."""
+        selection = self.selected
+        if selection is None:
+            return succeed(None)
+        version = self.ctx.hub.version(selection.path)
+        if not force and version == selection.version:
+            self._send_updates(selection, allow_expunge)
+            return succeed(None)
+        from twisted.internet import threads
+
+        def look():
+            index = selection.index
+            if force or index.needs_sync():
+                index.sync()
+            recent_from = None if selection.readonly else index.claim_recent()
+            return index.changes_since(selection.modseq), recent_from
+
+        def looked(result) -> None:
+            (changed, expunged, highest), recent_from = result
+            if self.selected is not selection:
+                return
+            selection.version = version
+            before = set(selection.uids)
+            selection.absorb(changed, expunged, highest)
+            if recent_from is not None:
+                selection.recent.update(
+                    uid for uid in selection.uids if uid > recent_from and uid not in before
+                )
+            self._send_updates(selection, allow_expunge)
+
+        return threads.deferToThread(look).addCallback(looked)
+
+    def _send_updates(self, selection: Selection, allow_expunge: bool) -> None:
+        updates = selection.flush(allow_expunge)
+        if updates:
+            self.send(b"".join(updates))
+            if selection.recent and any(b"EXISTS" in u for u in updates):
+                count = sum(1 for uid in selection.uids if uid in selection.recent)
+                self.send(b"* %d RECENT\r\n" % count)
+
+    def folder_changed(self) -> None:
+        """The hub's wake-up call: push updates at once while idling."""
+        if self._idle_tag is not None and self.selected is not None:
+            self.announce(True).addErrback(lambda f: log.failure("IDLE update failed", f))
+
+    # --- IDLE (RFC 2177) ----------------------------------------------------------------------
+
+    _idle_tag: str | None = None
+    _idle_done: Deferred | None = None
+
+    def start_idle(self, tag: str) -> Deferred:
+        self._idle_tag = tag
+        self._idle_done = Deferred()
+        self.send("+ idling\r\n")
+        self._line_handler = self._idle_line
+        if self.selected is not None:
+            self._idle_poll = task.LoopingCall(self._poll)
+            self._idle_poll.start(self.limits.idle_poll, now=False)
+        return self._idle_done
+
+    def _poll(self) -> None:
+        selection = self.selected
+        if selection is None or self._polling:
+            return
+        if selection.index.needs_sync():
+            self._polling = True
+
+            def done(_):
+                self._polling = False
+
+            self.announce(True, force=True).addErrback(
+                lambda f: log.failure("IDLE poll failed", f)
+            ).addBoth(done)
+
+    _polling = False
+
+    def _stop_idle_poll(self) -> None:
+        if self._idle_poll is not None and self._idle_poll.running:
+            self._idle_poll.stop()
+        self._idle_poll = None
+
+    def _idle_line(self, line: bytes) -> None:
+        if line.strip().upper() != b"DONE":
+            self.send("* BAD Expected DONE\r\n")
+            self._line_handler = self._idle_line
+            return
+        self._stop_idle_poll()
+        done = self._idle_done
+        self._idle_tag, self._idle_done = None, None
+        done.callback("OK IDLE terminated")
+
+
+class IMAPFactory(ServerFactory):
+    def __init__(self, context: IMAPContext, implicit_tls: bool) -> None:
+        self.context = context
+        self.implicit_tls = implicit_tls
+
+    def buildProtocol(self, addr) -> IMAPServer:
+        protocol = IMAPServer(self.context, self.implicit_tls)
+        protocol.factory = self
+        return protocol

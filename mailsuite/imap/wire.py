@@ -1,0 +1,118 @@
+"""Rendering IMAP response data: strings, address lists, ENVELOPE and BODYSTRUCTURE (RFC 3501 §7).
+
+Everything here returns bytes; values that are not plain ASCII (or contain CR/LF, quotes get
+escaped) go out as literals so 8-bit header text reaches the client unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mailsuite.store import mutf7
+
+NIL = b"NIL"
+
+
+def astring(value: str | bytes | None) -> bytes:
+    """A quoted string or a literal; NIL for None."""
+    if value is None:
+        return NIL
+    raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+    if len(raw) < 1024 and all(0x20 <= b < 0x7F for b in raw):
+        return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    return b"{%d}\r\n%s" % (len(raw), raw)
+
+
+def mailbox_name(name: str) -> bytes:
+    """A folder name in modified UTF-7, quoted."""
+    return astring(mutf7.encode(name))
+
+
+def flag_list(flags) -> bytes:
+    return b"(" + " ".join(sorted(flags)).encode("utf-8", "replace") + b")"
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def internal_date(timestamp: float) -> bytes:
+    """``"17-Jul-1996 02:44:25 -0700"`` in the server's local zone."""
+    tm = time.localtime(timestamp)
+    offset = tm.tm_gmtoff or 0
+    sign = "-" if offset < 0 else "+"
+    hours, minutes = divmod(abs(offset) // 60, 60)
+    return (
+        f'"{tm.tm_mday:2d}-{_MONTHS[tm.tm_mon - 1]}-{tm.tm_year:04d} '
+        f'{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} {sign}{hours:02d}{minutes:02d}"'
+    ).encode("ascii")
+
+
+def _addresses(value: list | None) -> bytes:
+    if not value:
+        return NIL
+    return b"(" + b"".join(b"(" + b" ".join(astring(v) for v in a) + b")" for a in value) + b")"
+
+
+def envelope(env: dict[str, Any]) -> bytes:
+    fields = [
+        astring(env.get("date")),
+        astring(env.get("subject")),
+        _addresses(env.get("from")),
+        _addresses(env.get("sender")),
+        _addresses(env.get("reply_to")),
+        _addresses(env.get("to")),
+        _addresses(env.get("cc")),
+        _addresses(env.get("bcc")),
+        astring(env.get("in_reply_to")),
+        astring(env.get("message_id")),
+    ]
+    return b"(" + b" ".join(fields) + b")"
+
+
+def _params(params: list | None) -> bytes:
+    if not params:
+        return NIL
+    return b"(" + b" ".join(astring(k) + b" " + astring(v) for k, v in params) + b")"
+
+
+def _disposition(disp: list | None) -> bytes:
+    if not disp:
+        return NIL
+    return b"(" + astring(disp[0]) + b" " + _params(disp[1]) + b")"
+
+
+def body_structure(node: dict[str, Any], extended: bool = True) -> bytes:
+    """BODYSTRUCTURE (``extended``) or BODY of a part tree from mailsuite.store.mime."""
+    if "parts" in node:
+        out = b"(" + b"".join(body_structure(p, extended) for p in node["parts"])
+        out += b" " + astring(node["subtype"].upper())
+        if extended:
+            params = [p for p in node["params"]]
+            out += b" " + _params(params) + b" " + _disposition(node.get("disp"))
+            out += b" " + astring(node.get("lang")) + b" " + astring(node.get("loc"))
+        return out + b")"
+    fields = [
+        astring(node["type"].upper()),
+        astring(node["subtype"].upper()),
+        _params(node["params"]),
+        astring(node.get("id")),
+        astring(node.get("desc")),
+        astring(node["enc"].upper()),
+        str(node["end"] - node["bs"]).encode(),
+    ]
+    message = node.get("message")
+    if message is not None:
+        fields.append(envelope(message["envelope"]))
+        fields.append(body_structure(message["structure"], extended))
+        fields.append(str(node.get("lines", 0)).encode())
+    elif node["type"] == "text":
+        fields.append(str(node.get("lines", 0)).encode())
+    if extended:
+        fields += [
+            astring(node.get("md5")),
+            _disposition(node.get("disp")),
+            astring(node.get("lang")),
+            astring(node.get("loc")),
+        ]
+    return b"(" + b" ".join(fields) + b")"

@@ -1,0 +1,778 @@
+"""The persistent index of one Maildir folder: UIDs, flags, MODSEQs and cached message facts.
+
+One SQLite file per folder, ``mailsuite-index.sqlite`` inside the folder's directory (next to
+tmp/new/cur, where Maildir tools do not look). Per folder rather than per user because the
+index then travels with its folder: RENAME is one directory rename, DELETE one tree removal,
+a damaged file costs one folder a new UIDVALIDITY, and sessions on different folders never
+contend for one database lock.
+
+A message's identity is its Maildir base name (the file name up to ``:2,``), so the MDA, POP3 and
+external tools can add, rename (flags) and unlink files at any time: ``sync()`` scans new/ and
+cur/ (only when a directory's mtime moved), gives unknown files fresh UIDs, turns renamed files
+into flag changes and vanished ones into expunges. System flags are mirrored in the file name
+(``:2,DFPRST``); keywords live only in the index.
+
+All methods are blocking and thread-safe (one lock per folder): call them from worker threads.
+The small per-message columns are mirrored in memory, so a 10,000-message SELECT or FETCH FLAGS
+costs no SQL; header blocks, envelopes and part trees are cached in SQLite and parsed once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import mmap
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from mailsuite.store import mime
+from mailsuite.store.safeio import fsync_dir
+
+INDEX_FILE = "mailsuite-index.sqlite"
+MAX_CACHED_HEADER = 64 * 1024
+SCHEMA_VERSION = 1
+
+# IMAP system flag <-> Maildir info letter (letters must stay in ASCII order in file names).
+FLAG_LETTERS = {
+    "\\Draft": "D",
+    "\\Flagged": "F",
+    "$Forwarded": "P",
+    "\\Answered": "R",
+    "\\Seen": "S",
+    "\\Deleted": "T",
+}
+LETTER_FLAGS = {letter: flag for flag, letter in FLAG_LETTERS.items()}
+SYSTEM_FLAGS = {flag.lower(): flag for flag in FLAG_LETTERS}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    uid INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    flags TEXT NOT NULL,
+    modseq INTEGER NOT NULL,
+    internaldate REAL NOT NULL,
+    size INTEGER NOT NULL,
+    crlf INTEGER NOT NULL,
+    header BLOB,
+    envelope TEXT,
+    structure TEXT
+);
+CREATE TABLE IF NOT EXISTS expunged (uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    """What a session needs of one message without touching the disk."""
+
+    uid: int
+    key: str
+    name: str  # relative path: "new/<key>" or "cur/<key>:2,<letters>"
+    flags: frozenset[str]
+    modseq: int
+    internaldate: float
+    size: int
+    crlf: bool
+
+
+@dataclass(frozen=True)
+class Status:
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    messages: int
+    unseen: int
+    recent: int
+
+
+def canonical_flag(flag: str) -> str:
+    """System flags in their canonical case; keywords unchanged."""
+    return SYSTEM_FLAGS.get(flag.lower(), flag)
+
+
+def split_name(name: str) -> tuple[str, frozenset[str]]:
+    """Maildir file name -> (key, system flags from its ``:2,`` info)."""
+    key, sep, info = name.partition(":")
+    flags: set[str] = set()
+    if sep and info.startswith("2,"):
+        flags = {LETTER_FLAGS[c] for c in info[2:] if c in LETTER_FLAGS}
+    return key, frozenset(flags)
+
+
+def cur_name(key: str, flags: Iterable[str]) -> str:
+    letters = "".join(sorted(FLAG_LETTERS[f] for f in flags if f in FLAG_LETTERS))
+    return f"cur/{key}:2,{letters}"
+
+
+def _system(flags: Iterable[str]) -> frozenset[str]:
+    return frozenset(f for f in flags if f in FLAG_LETTERS)
+
+
+class _Names:
+    """Unique Maildir base names for messages this process adds (APPEND, COPY)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counter = 0
+        self._host = (
+            (os.uname().nodename or "localhost").replace("/", r"\057").replace(":", r"\072")
+        )
+
+    def make(self, size: int) -> str:
+        with self._lock:
+            self._counter += 1
+            counter = self._counter
+        seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
+        return f"{seconds}.M{micros}P{os.getpid()}X{counter}.{self._host},S={size}"
+
+
+_names = _Names()
+
+
+def read_header_block(path: Path) -> tuple[bytes, bool]:
+    """The header block (up to MAX_CACHED_HEADER) and whether the file uses CRLF line ends."""
+    with open(path, "rb") as fh:
+        head = fh.read(MAX_CACHED_HEADER)
+    first_nl = head.find(b"\n")
+    crlf = first_nl < 0 or head[first_nl - 1 : first_nl] == b"\r"
+    if not crlf:
+        head = to_crlf(head)
+    end = mime.header_block_end(head, 0, len(head))
+    return head[:end], crlf
+
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def to_crlf(data: bytes) -> bytes:
+    return _BARE_LF.sub(b"\r\n", data)
+
+
+def canonical_size(path: Path) -> int:
+    """Size of a bare-LF file once every line end is CRLF (counted in chunks)."""
+    size = 0
+    previous = b""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            size += len(chunk) + chunk.count(b"\n") - chunk.count(b"\r\n")
+            if previous == b"\r" and chunk[:1] == b"\n":
+                size -= 1
+            previous = chunk[-1:]
+    return size
+
+
+class FolderIndex:
+    """The index of the Maildir folder at ``path`` (which holds tmp/new/cur)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._db_path = self.path / INDEX_FILE
+        self._db = self._open()
+        self._records: dict[int, Record] = {}
+        self._by_key: dict[str, int] = {}
+        self._meta: dict[str, int] = {}
+        self._dir_stamp: tuple[int, int] | None = None
+        self._load()
+
+    # --- opening ------------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError:
+            # A damaged index is rebuilt from the Maildir (with a new UIDVALIDITY).
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{self._db_path}{suffix}", f"{self._db_path}{suffix}.broken")
+            return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self._db_path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            db.execute("SELECT count(*) FROM messages").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _load(self) -> None:
+        meta = dict(self._db.execute("SELECT key, value FROM meta"))
+        if "uidvalidity" not in meta:
+            meta = {
+                "version": SCHEMA_VERSION,
+                "uidvalidity": self._new_uidvalidity(),
+                "uidnext": 1,
+                "highestmodseq": 1,
+                "recent_uid": 0,
+            }
+            with self._transaction():
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items())
+                )
+                self._db.execute("DELETE FROM messages")
+                self._db.execute("DELETE FROM expunged")
+        self._meta = meta
+        rows = self._db.execute(
+            "SELECT uid, key, name, flags, modseq, internaldate, size, crlf FROM messages"
+        )
+        for uid, key, name, flags, modseq, idate, size, crlf in rows:
+            record = Record(
+                uid, key, name, frozenset(flags.split()), modseq, idate, size, bool(crlf)
+            )
+            self._records[uid] = record
+            self._by_key[key] = uid
+
+    def _new_uidvalidity(self) -> int:
+        """Strictly above any value this folder had, even if its index was lost: time-based."""
+        hint = self.path / "mailsuite-uidvalidity"
+        previous = 0
+        with contextlib.suppress(OSError, ValueError):
+            previous = int(hint.read_text().strip())
+        value = max(int(time.time()), previous + 1) & 0xFFFFFFFF or 1
+        with contextlib.suppress(OSError):
+            hint.write_text(f"{value}\n")
+        return value
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- reading ------------------------------------------------------------------------------
+
+    @property
+    def uidvalidity(self) -> int:
+        return self._meta["uidvalidity"]
+
+    def status(self) -> Status:
+        with self._lock:
+            records = self._records.values()
+            recent_uid = self._meta["recent_uid"]
+            return Status(
+                uidvalidity=self._meta["uidvalidity"],
+                uidnext=self._meta["uidnext"],
+                highestmodseq=self._meta["highestmodseq"],
+                messages=len(self._records),
+                unseen=sum(1 for r in records if "\\Seen" not in r.flags),
+                recent=sum(1 for uid in self._records if uid > recent_uid),
+            )
+
+    def records(self) -> list[Record]:
+        """Every message, by ascending UID."""
+        with self._lock:
+            return [self._records[uid] for uid in sorted(self._records)]
+
+    def get(self, uid: int) -> Record | None:
+        with self._lock:
+            return self._records.get(uid)
+
+    def changes_since(self, modseq: int) -> tuple[list[Record], list[int], int]:
+        """(records changed or added after ``modseq``, UIDs expunged after it, HIGHESTMODSEQ)."""
+        with self._lock:
+            changed = sorted(
+                (r for r in self._records.values() if r.modseq > modseq), key=lambda r: r.uid
+            )
+            expunged = [
+                uid
+                for (uid,) in self._db.execute(
+                    "SELECT uid FROM expunged WHERE modseq > ? ORDER BY uid", (modseq,)
+                )
+            ]
+            return changed, expunged, self._meta["highestmodseq"]
+
+    def claim_recent(self) -> int:
+        """For a read-write SELECT: UIDs above the returned value are \\Recent for that session
+        only (RFC 3501 §2.3.2); later sessions no longer see them as recent."""
+        with self._lock:
+            previous = self._meta["recent_uid"]
+            latest = self._meta["uidnext"] - 1
+            if latest > previous:
+                self._set_meta(recent_uid=latest)
+            return previous
+
+    def file_path(self, record: Record) -> Path:
+        return self.path / record.name
+
+    def header(self, uid: int) -> bytes:
+        """The message's header block (CRLF, with its blank line)."""
+        with self._lock:
+            record = self._need(uid)
+            row = self._db.execute("SELECT header FROM messages WHERE uid = ?", (uid,)).fetchone()
+        if row and row[0] is not None:
+            return bytes(row[0])
+        data = self.content(record)
+        try:
+            return bytes(data[: mime.header_block_end(data, 0, len(data))])
+        finally:
+            _close(data)
+
+    def envelope(self, uid: int) -> dict[str, Any]:
+        with self._lock:
+            record = self._need(uid)
+            row = self._db.execute("SELECT envelope FROM messages WHERE uid = ?", (uid,)).fetchone()
+        if row and row[0]:
+            return json.loads(row[0])
+        value = mime.envelope(mime.parse_header_fields(self.header(record.uid)))
+        self._cache(uid, "envelope", json.dumps(value))
+        return value
+
+    def structure(self, uid: int) -> dict[str, Any]:
+        """The MIME part tree with byte offsets into the CRLF form of the message."""
+        with self._lock:
+            record = self._need(uid)
+            row = self._db.execute(
+                "SELECT structure FROM messages WHERE uid = ?", (uid,)
+            ).fetchone()
+        if row and row[0]:
+            return json.loads(row[0])
+        data = self.content(record)
+        try:
+            tree = mime.parse_structure(data)
+        finally:
+            _close(data)
+        self._cache(uid, "structure", json.dumps(tree))
+        return tree
+
+    def content(self, record: Record) -> Any:
+        """The message in CRLF form: an mmap of the file (close it), or bytes for bare-LF files.
+
+        FileNotFoundError if it was expunged by another program meanwhile.
+        """
+        path = self.file_path(record)
+        try:
+            fh = open(path, "rb")
+        except FileNotFoundError:
+            path = self._relocate(record)
+            fh = open(path, "rb")
+        with fh:
+            if not record.crlf:
+                return to_crlf(fh.read())
+            if os.fstat(fh.fileno()).st_size == 0:
+                return b""
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def open_message(self, record: Record):
+        """An open binary file of the message (CRLF files only; see ``content`` otherwise)."""
+        try:
+            return open(self.file_path(record), "rb")
+        except FileNotFoundError:
+            return open(self._relocate(record), "rb")
+
+    def _relocate(self, record: Record) -> Path:
+        """The file was renamed by someone else (flags): rescan and return its new path."""
+        self.sync(force=True)
+        current = self.get(record.uid)
+        if current is None:
+            raise FileNotFoundError(f"message {record.uid} was expunged")
+        return self.file_path(current)
+
+    def _cache(self, uid: int, column: str, value: str) -> None:
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._db.execute(f"UPDATE messages SET {column} = ? WHERE uid = ?", (value, uid))
+
+    def _need(self, uid: int) -> Record:
+        record = self._records.get(uid)
+        if record is None:
+            raise KeyError(uid)
+        return record
+
+    # --- synchronising with the directory -----------------------------------------------------
+
+    def _stamp(self) -> tuple[int, int]:
+        return (
+            os.stat(self.path / "new").st_mtime_ns,
+            os.stat(self.path / "cur").st_mtime_ns,
+        )
+
+    def needs_sync(self) -> bool:
+        """Cheap (two stat calls): has anything touched new/ or cur/ since the last scan?"""
+        try:
+            return self._stamp() != self._dir_stamp
+        except FileNotFoundError:
+            return False
+
+    def sync(self, force: bool = False) -> bool:
+        """Pick up files added, renamed or removed by anyone; True if the index changed."""
+        with self._lock:
+            try:
+                stamp = self._stamp()
+            except FileNotFoundError:
+                return False  # the folder was deleted under us
+            if not force and stamp == self._dir_stamp:
+                return False
+            started = time.time_ns()
+            found = self._scan()
+            missing = [key for key in self._by_key if key not in found]
+            if missing:
+                # A rename by another program between two readdir()s can hide a file: look again.
+                found.update(self._scan())
+            changed = self._apply_scan(found)
+            # A directory touched within the last second may change again in the same mtime tick.
+            recent = max(stamp) > started - 1_000_000_000
+            self._dir_stamp = None if recent else stamp
+            return changed
+
+    def _scan(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for sub in ("new", "cur"):  # new first: a concurrent new -> cur move is never missed
+            try:
+                entries = os.scandir(self.path / sub)
+            except FileNotFoundError:
+                continue
+            with entries:
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue
+                    key = entry.name.partition(":")[0]
+                    found[key] = f"{sub}/{entry.name}"
+        return found
+
+    def _apply_scan(self, found: dict[str, str]) -> bool:
+        gone = [uid for key, uid in self._by_key.items() if key not in found]
+        renamed: list[Record] = []
+        for key, name in found.items():
+            uid = self._by_key.get(key)
+            if uid is None:
+                continue
+            record = self._records[uid]
+            if record.name != name:
+                renamed.append(replace(record, name=name))
+        new_keys = sorted(key for key in found if key not in self._by_key)
+        if not gone and not renamed and not new_keys:
+            return False
+        modseq = self._meta["highestmodseq"] + 1
+        with self._transaction():
+            if gone:
+                self._expunge_rows(gone, modseq)
+            for record in renamed:
+                _, letters = split_name(record.name)
+                flags = (record.flags - set(FLAG_LETTERS)) | letters
+                if flags != record.flags:
+                    record = replace(record, flags=frozenset(flags), modseq=modseq)
+                self._put(record)
+                self._db.execute(
+                    "UPDATE messages SET name = ?, flags = ?, modseq = ? WHERE uid = ?",
+                    (record.name, " ".join(sorted(record.flags)), record.modseq, record.uid),
+                )
+            for key in new_keys:
+                self._index_file(key, found[key], modseq)
+            self._set_meta(highestmodseq=modseq)
+        return True
+
+    def _index_file(
+        self,
+        key: str,
+        name: str,
+        modseq: int,
+        extra_flags: Iterable[str] = (),
+        cached: tuple[Any, Any, Any] | None = None,
+    ) -> Record | None:
+        path = self.path / name
+        try:
+            stat = os.stat(path)
+            header, crlf = read_header_block(path)
+            size = stat.st_size if crlf else canonical_size(path)
+        except FileNotFoundError:
+            return None
+        _, letters = split_name(name)
+        uid = self._meta["uidnext"]
+        record = Record(
+            uid=uid,
+            key=key,
+            name=name,
+            flags=frozenset(letters | set(extra_flags)),
+            modseq=modseq,
+            internaldate=stat.st_mtime,
+            size=size,
+            crlf=crlf,
+        )
+        if cached is not None:
+            header_blob, envelope_json, structure_json = cached
+        else:
+            header_blob = header if len(header) < MAX_CACHED_HEADER else None
+            envelope_json = json.dumps(mime.envelope(mime.parse_header_fields(header)))
+            structure_json = None
+        self._db.execute(
+            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                uid,
+                key,
+                name,
+                " ".join(sorted(record.flags)),
+                modseq,
+                record.internaldate,
+                size,
+                int(crlf),
+                header_blob,
+                envelope_json,
+                structure_json,
+            ),
+        )
+        self._put(record)
+        self._set_meta(uidnext=uid + 1)
+        return record
+
+    def _put(self, record: Record) -> None:
+        self._records[record.uid] = record
+        self._by_key[record.key] = record.uid
+
+    def _expunge_rows(self, uids: list[int], modseq: int) -> None:
+        for uid in uids:
+            record = self._records.pop(uid)
+            self._by_key.pop(record.key, None)
+        self._db.executemany("DELETE FROM messages WHERE uid = ?", [(u,) for u in uids])
+        self._db.executemany(
+            "INSERT OR REPLACE INTO expunged VALUES (?, ?)", [(u, modseq) for u in uids]
+        )
+
+    def _set_meta(self, **values: int) -> None:
+        self._meta.update(values)
+        self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))
+
+    # --- changing ---------------------------------------------------------------------------
+
+    def store_flags(
+        self,
+        uids: Iterable[int],
+        mode: str,
+        flags: Iterable[str],
+        unchanged_since: int | None = None,
+    ) -> tuple[list[Record], list[int]]:
+        """Apply ``+``/``-``/``=`` ``flags`` to ``uids``.
+
+        Returns (records whose flags changed, UIDs refused by UNCHANGEDSINCE). System flags are
+        renamed into the file name first, so the index never claims what the Maildir does not.
+        """
+        wanted = frozenset(canonical_flag(f) for f in flags) - {"\\Recent"}
+        with self._lock:
+            self.sync()
+            updates: list[Record] = []
+            refused: list[int] = []
+            for uid in uids:
+                record = self._records.get(uid)
+                if record is None:
+                    continue
+                if unchanged_since is not None and record.modseq > unchanged_since:
+                    refused.append(uid)
+                    continue
+                if mode == "+":
+                    new_flags = record.flags | wanted
+                elif mode == "-":
+                    new_flags = record.flags - wanted
+                else:
+                    new_flags = wanted
+                if new_flags == record.flags:
+                    continue
+                record = self._rename_for_flags(record, new_flags)
+                if record is not None:
+                    updates.append(replace(record, flags=frozenset(new_flags)))
+            if not updates:
+                return [], refused
+            # Assigned after the renames: a rescan they triggered may have used the next value.
+            modseq = self._meta["highestmodseq"] + 1
+            changed = [replace(record, modseq=modseq) for record in updates]
+            with self._transaction():
+                for record in changed:
+                    self._put(record)
+                    self._db.execute(
+                        "UPDATE messages SET name = ?, flags = ?, modseq = ? WHERE uid = ?",
+                        (record.name, " ".join(sorted(record.flags)), modseq, record.uid),
+                    )
+                self._set_meta(highestmodseq=modseq)
+            self._dir_stamp = None  # our rename moved the mtime; rescan once to be sure
+            return changed, refused
+
+    def _rename_for_flags(self, record: Record, flags: frozenset[str]) -> Record | None:
+        target = cur_name(record.key, flags)
+        if _system(flags) == _system(record.flags) and record.name.startswith("cur/"):
+            return record
+        for _attempt in range(2):
+            try:
+                os.rename(self.path / record.name, self.path / target)
+                return replace(record, name=target)
+            except FileNotFoundError:
+                self.sync(force=True)  # renamed (POP3 marked it seen) or deleted meanwhile
+                record = self._records.get(record.uid)
+                if record is None:
+                    return None
+        return None
+
+    def expunge(self, uids: Iterable[int] | None = None, only_deleted: bool = True) -> list[int]:
+        """Remove messages flagged \\Deleted (restricted to ``uids`` if given); returns UIDs."""
+        with self._lock:
+            self.sync()
+            allowed = None if uids is None else set(uids)
+            victims = [
+                r
+                for uid, r in sorted(self._records.items())
+                if (allowed is None or uid in allowed)
+                and (not only_deleted or "\\Deleted" in r.flags)
+            ]
+            if not victims:
+                return []
+            for record in victims:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path / record.name)
+            fsync_dir(self.path / "cur")
+            self._dir_stamp = None
+            modseq = self._meta["highestmodseq"] + 1
+            expunged = [r.uid for r in victims]
+            with self._transaction():
+                self._expunge_rows(expunged, modseq)
+                self._set_meta(highestmodseq=modseq)
+            return expunged
+
+    def add_file(
+        self,
+        source: Path,
+        flags: Iterable[str] = (),
+        internaldate: float | None = None,
+        cached: tuple[Any, Any, Any] | None = None,
+    ) -> Record:
+        """Hard-link (or copy) the fsync'ed file ``source`` into cur/ and index it (APPEND, COPY).
+
+        Durable on return.
+        """
+        flags = frozenset(canonical_flag(f) for f in flags) - {"\\Recent"}
+        size = os.stat(source).st_size
+        with self._lock:
+            self.sync()
+            key = _names.make(size)
+            name = cur_name(key, flags)
+            target = self.path / name
+            try:
+                os.link(source, target)
+            except FileNotFoundError:
+                raise
+            except OSError:  # another filesystem, or no hard links there
+                _copy_synced(source, target)
+            if internaldate is not None:
+                os.utime(target, (internaldate, internaldate))
+            fsync_dir(self.path / "cur")
+            modseq = self._meta["highestmodseq"] + 1
+            with self._transaction():
+                record = self._index_file(key, name, modseq, _keywords(flags), cached)
+                self._set_meta(highestmodseq=modseq)
+            self._dir_stamp = None
+            if record is None:
+                raise FileNotFoundError(f"{target} vanished while being added")
+            return record
+
+    def envelopes(self, uids: list[int]) -> dict[int, dict[str, Any]]:
+        """Cached envelopes of many messages in one query (FETCH ENVELOPE of a whole folder)."""
+        found: dict[int, dict[str, Any]] = {}
+        with self._lock:
+            for start in range(0, len(uids), 500):
+                chunk = uids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT uid, envelope FROM messages WHERE uid IN ({marks})", chunk
+                )
+                for uid, text in rows:
+                    if text:
+                        found[uid] = json.loads(text)
+        return found
+
+    def cached_facts(self, uid: int) -> tuple[Any, Any, Any]:
+        """(header, envelope, structure) cache columns, to carry over on COPY."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT header, envelope, structure FROM messages WHERE uid = ?", (uid,)
+            ).fetchone()
+            return tuple(row) if row else (None, None, None)
+
+    def copy_to(self, target: FolderIndex, uids: Iterable[int]) -> list[tuple[int, int]]:
+        """Copy messages (flags, keywords, internal date kept) into ``target``: (src, dst) UIDs."""
+        pairs: list[tuple[int, int]] = []
+        for uid in uids:
+            record = self.get(uid)
+            if record is None:
+                continue
+            facts = self.cached_facts(uid)
+            for _attempt in range(2):
+                try:
+                    new = target.add_file(
+                        self.file_path(record), record.flags, record.internaldate, facts
+                    )
+                    pairs.append((uid, new.uid))
+                    break
+                except FileNotFoundError:
+                    self.sync(force=True)
+                    record = self.get(uid)
+                    if record is None:
+                        break
+        return pairs
+
+
+def _keywords(flags: Iterable[str]) -> frozenset[str]:
+    return frozenset(f for f in flags if f not in FLAG_LETTERS)
+
+
+def _copy_synced(source: Path, target: Path) -> None:
+    with open(source, "rb") as src, open(target, "xb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+
+
+def _close(data: Any) -> None:
+    if isinstance(data, mmap.mmap):
+        data.close()
+
+
+class IndexRegistry:
+    """One FolderIndex per folder directory in the process, so every session shares its lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._indexes: dict[Path, FolderIndex] = {}
+
+    def open(self, path: Path) -> FolderIndex:
+        path = Path(path)
+        with self._lock:
+            index = self._indexes.get(path)
+            if index is None:
+                index = FolderIndex(path)
+                self._indexes[path] = index
+            return index
+
+    def forget(self, path: Path) -> None:
+        """Close the index of a folder being deleted or renamed (and its children)."""
+        path = Path(path)
+        with self._lock:
+            for known in list(self._indexes):
+                if (
+                    known == path
+                    or known.parent == path.parent
+                    and known.name.startswith(path.name + ".")
+                ):
+                    self._indexes.pop(known).close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            for index in self._indexes.values():
+                index.close()
+            self._indexes.clear()

@@ -1,0 +1,253 @@
+"""Just enough RFC 5322 / MIME parsing for a mail store: header fields, the envelope, and the part
+tree with byte offsets.
+
+The part tree records where each part's header and body start and end in the (CRLF) message, so
+a part can later be served straight from the file without holding the message in memory; it is
+computed once per message and cached by the index as JSON. Values stay raw bytes-as-text
+(latin-1-free: UTF-8 with surrogateescape), never decoded from encoded-words: IMAP sends them
+as they are.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from typing import Any
+
+MAX_DEPTH = 20  # nested multiparts / message/rfc822 beyond this are treated as opaque
+MAX_PARTS = 2000
+
+_CRLFCRLF = b"\r\n\r\n"
+
+
+def text_of(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def header_block_end(data: Any, start: int, end: int) -> int:
+    """Offset where the body starts (after the blank line); ``end`` if there is no body."""
+    if data[start : start + 2] == b"\r\n":
+        return start + 2
+    found = data.find(_CRLFCRLF, start, end)
+    return end if found < 0 else found + 4
+
+
+def parse_header_fields(block: bytes) -> list[tuple[str, str]]:
+    """(lowercase name, unfolded value) for each field of a header block, in order."""
+    fields: list[tuple[str, str]] = []
+    name: str | None = None
+    value: list[str] = []
+    for line in text_of(block).split("\r\n"):
+        if not line:
+            continue
+        if line[0] in " \t":
+            if name is not None:
+                value.append(line)
+            continue
+        if name is not None:
+            fields.append((name, " ".join(v.strip() for v in value).strip()))
+        field_name, sep, rest = line.partition(":")
+        if not sep or not field_name or " " in field_name.strip():
+            name, value = None, []
+            continue
+        name, value = field_name.strip().lower(), [rest]
+    if name is not None:
+        fields.append((name, " ".join(v.strip() for v in value).strip()))
+    return fields
+
+
+def first(fields: list[tuple[str, str]], name: str) -> str | None:
+    for field_name, value in fields:
+        if field_name == name:
+            return value
+    return None
+
+
+_TOKEN = re.compile(r'\s*([^\s;=]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+
+
+def parse_params(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """``value; a=b; c="d"`` -> ("value", [("a", "b"), ("c", "d")])."""
+    value, _, rest = text.partition(";")
+    params: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(rest):
+        match = _TOKEN.match(rest, pos)
+        if match is None:
+            nxt = rest.find(";", pos)
+            if nxt < 0:
+                break
+            pos = nxt + 1
+            continue
+        key, raw = match.group(1), match.group(2).strip()
+        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        params.append((key.lower(), raw))
+        pos = match.end()
+        nxt = rest.find(";", pos)
+        if nxt < 0:
+            break
+        pos = nxt + 1
+    return value.strip(), params
+
+
+def _addresses(value: str | None) -> list[list[str | None]] | None:
+    if not value:
+        return None
+    result = []
+    for name, addr in email.utils.getaddresses([value]):
+        if not addr and not name:
+            continue
+        mailbox, at, host = addr.rpartition("@")
+        if not at:
+            mailbox, host = addr, ""
+        result.append([name or None, None, mailbox or None, host or None])
+    return result or None
+
+
+def envelope(fields: list[tuple[str, str]]) -> dict[str, Any]:
+    """The RFC 3501 ENVELOPE as plain data (strings or None; address lists of 4-lists)."""
+    sender = _addresses(first(fields, "from"))
+    return {
+        "date": first(fields, "date"),
+        "subject": first(fields, "subject"),
+        "from": sender,
+        "sender": _addresses(first(fields, "sender")) or sender,
+        "reply_to": _addresses(first(fields, "reply-to")) or sender,
+        "to": _addresses(first(fields, "to")),
+        "cc": _addresses(first(fields, "cc")),
+        "bcc": _addresses(first(fields, "bcc")),
+        "in_reply_to": first(fields, "in-reply-to"),
+        "message_id": first(fields, "message-id"),
+    }
+
+
+def _lines(data: Any, start: int, end: int) -> int:
+    """Text lines of a body, as IMAP's body-fld-lines counts them."""
+    if end <= start:
+        return 0
+    if isinstance(data, bytes | bytearray):
+        count = data.count(b"\n", start, end)
+    else:  # mmap: count without copying the part
+        count, pos = 0, start
+        while (pos := data.find(b"\n", pos, end)) >= 0:
+            count += 1
+            pos += 1
+    return count + (0 if data[end - 1 : end] == b"\n" else 1)
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.parts = 0
+
+
+def parse_structure(data: Any, start: int = 0, end: int | None = None) -> dict[str, Any]:
+    """The part tree of the message in ``data`` (bytes or mmap, CRLF line ends)."""
+    return _part(data, start, len(data) if end is None else end, ("text", "plain"), 0, _Budget())
+
+
+def _part(
+    data: Any, hs: int, end: int, default: tuple[str, str], depth: int, budget: _Budget
+) -> dict[str, Any]:
+    budget.parts += 1
+    bs = header_block_end(data, hs, end)
+    fields = parse_header_fields(bytes(data[hs:bs]))
+    ctype = first(fields, "content-type")
+    maintype, subtype = default
+    params: list[tuple[str, str]] = []
+    if ctype:
+        value, params = parse_params(ctype)
+        major, slash, minor = value.partition("/")
+        if slash and major.strip() and minor.strip():
+            maintype, subtype = major.strip().lower(), minor.strip().lower()
+        else:
+            maintype, subtype, params = "text", "plain", []
+    if maintype == "text" and not any(k == "charset" for k, _ in params):
+        params.append(("charset", "us-ascii"))
+    disposition = first(fields, "content-disposition")
+    node: dict[str, Any] = {
+        "hs": hs,
+        "bs": bs,
+        "end": end,
+        "type": maintype,
+        "subtype": subtype,
+        "params": params,
+        "id": first(fields, "content-id"),
+        "desc": first(fields, "content-description"),
+        "enc": (first(fields, "content-transfer-encoding") or "7bit").strip().lower(),
+        "md5": first(fields, "content-md5"),
+        "disp": list(parse_params(disposition)) if disposition else None,
+        "lang": first(fields, "content-language"),
+        "loc": first(fields, "content-location"),
+    }
+    opaque = depth >= MAX_DEPTH or budget.parts >= MAX_PARTS
+    if maintype == "multipart" and not opaque:
+        boundary = dict(params).get("boundary")
+        if boundary:
+            child_default = ("message", "rfc822") if subtype == "digest" else ("text", "plain")
+            node["parts"] = [
+                _part(data, s, e, child_default, depth + 1, budget)
+                for s, e in _split_multipart(data, bs, end, boundary.encode("utf-8", "replace"))
+            ]
+        if not node.get("parts"):
+            # RFC 3501 needs at least one part: an empty text/plain one stands in.
+            node["parts"] = [_empty_part(bs)]
+    elif maintype == "message" and subtype in ("rfc822", "global") and not opaque:
+        inner = _part(data, bs, end, ("text", "plain"), depth + 1, budget)
+        inner_fields = parse_header_fields(bytes(data[bs : inner["bs"]]))
+        node["message"] = {"envelope": envelope(inner_fields), "structure": inner}
+        node["lines"] = _lines(data, bs, end)
+    if maintype == "text":
+        node["lines"] = _lines(data, bs, end)
+    return node
+
+
+def _empty_part(offset: int) -> dict[str, Any]:
+    return {
+        "hs": offset,
+        "bs": offset,
+        "end": offset,
+        "type": "text",
+        "subtype": "plain",
+        "params": [("charset", "us-ascii")],
+        "id": None,
+        "desc": None,
+        "enc": "7bit",
+        "md5": None,
+        "disp": None,
+        "lang": None,
+        "loc": None,
+        "lines": 0,
+    }
+
+
+def _split_multipart(data: Any, bs: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each body part between ``--boundary`` delimiter lines (RFC 2046 §5.1.1)."""
+    delimiter = b"--" + boundary
+    ranges: list[tuple[int, int]] = []
+    part_start: int | None = None
+    pos = bs
+    while pos < end:
+        found = data.find(delimiter, pos, end)
+        if found < 0:
+            break
+        at_line_start = found == bs or data[found - 2 : found] == b"\r\n"
+        if not at_line_start:
+            pos = found + 1
+            continue
+        line_end = data.find(b"\r\n", found, end)
+        next_line = end if line_end < 0 else line_end + 2
+        closing = data[found + len(delimiter) : found + len(delimiter) + 2] == b"--"
+        rest = bytes(data[found + len(delimiter) + (2 if closing else 0) : next_line]).strip()
+        if rest:
+            pos = found + 1  # a longer boundary that merely starts with ours
+            continue
+        if part_start is not None:
+            ranges.append((part_start, max(part_start, found - 2)))
+        if closing or len(ranges) >= MAX_PARTS:
+            return ranges
+        part_start = next_line
+        pos = next_line
+    if part_start is not None and part_start < end:
+        ranges.append((part_start, end))
+    return ranges

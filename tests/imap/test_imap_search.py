@@ -1,0 +1,70 @@
+"""SEARCH keys and CONDSTORE, through imaplib."""
+
+from __future__ import annotations
+
+from imap_helpers import deliver, imap
+
+
+def _setup(suite):
+    deliver(suite, subject="Quarterly report", sender="carol@example.org", body="numbers\r\n")
+    deliver(
+        suite,
+        subject="=?utf-8?q?Gr=C3=BC=C3=9Fe?=",
+        sender="dave@example.org",
+        body="Bonjour tout le monde\r\n",
+        extra="X-Tag: blue\r\n",
+    )
+    deliver(suite, subject="lunch", sender="carol@example.org", body="pizza?\r\n")
+    client = imap(suite)
+    client.select("INBOX")
+    return client
+
+
+def search(client, *criteria, uid=False):
+    if uid:
+        typ, data = client.uid("SEARCH", *criteria)
+    else:
+        typ, data = client.search(None, *criteria)
+    assert typ == "OK"
+    return data[0].decode().split()
+
+
+def test_search_keys(suite):
+    client = _setup(suite)
+    assert search(client, "FROM", "carol") == ["1", "3"]
+    assert search(client, "SUBJECT", "report") == ["1"]
+    assert search(client, "CHARSET", "UTF-8", "SUBJECT", "Gr\u00fc\u00dfe".encode()) == ["2"]
+    assert search(client, "HEADER", "X-Tag", "blue") == ["2"]
+    assert search(client, "TEXT", "pizza") == ["3"]
+    assert search(client, "BODY", "bonjour") == ["2"]
+    assert search(client, "SINCE", "1-Jan-2020") == ["1", "2", "3"]
+    assert search(client, "BEFORE", "1-Jan-2020") == []
+    assert search(client, "SENTON", "7-Feb-2022") == ["1", "2", "3"]
+    assert search(client, "UNSEEN") == ["1", "2", "3"]
+    client.store("2", "+FLAGS", "(\\Seen)")
+    assert search(client, "UNSEEN") == ["1", "3"]
+    assert search(client, "OR", "SEEN", "SUBJECT", "lunch") == ["2", "3"]
+    assert search(client, "NOT", "FROM", "carol") == ["2"]
+    assert search(client, "UID", "2:*", uid=True) == ["2", "3"]
+    assert search(client, "2:3", "FROM", "carol") == ["3"]
+    assert search(client, "LARGER", "1") == ["1", "2", "3"]
+    typ, data = client.search("KOI8-R", "ALL")
+    assert typ == "NO" and b"BADCHARSET" in data[0]
+    client.logout()
+
+
+def test_condstore_changedsince_and_unchangedsince(suite):
+    client = _setup(suite)
+    typ, data = client.status("INBOX", "(HIGHESTMODSEQ)")
+    highest = int(data[0].split(b"HIGHESTMODSEQ ")[1].rstrip(b")"))
+    client.store("3", "+FLAGS", "(\\Flagged)")
+    typ, data = client.fetch("1:*", f"(FLAGS) (CHANGEDSINCE {highest})")
+    assert len(data) == 1 and data[0].startswith(b"3 (") and b"MODSEQ" in data[0]
+    typ, data = client.uid("STORE", "1", f"(UNCHANGEDSINCE {highest}) +FLAGS (\\Answered)")
+    assert typ == "OK"
+    typ, data = client._simple_command(
+        "UID", "STORE", "3", f"(UNCHANGEDSINCE {highest})", "+FLAGS", "(\\Answered)"
+    )
+    assert typ == "OK" and b"MODIFIED 3" in data[-1], data
+    assert search(client, "MODSEQ", str(highest + 1))[:2] == ["1", "3"]
+    client.logout()
