@@ -15,6 +15,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
@@ -26,6 +27,7 @@ from mailsuite.accounts.cred import IMailUser
 from mailsuite.imap import wire
 from mailsuite.imap.fetch import FetchRequest, FileRange, parse_fetch_items, render
 from mailsuite.imap.parser import Literal, ParseError, Reader, in_ranges, resolve_set
+from mailsuite.imap.qresync import parse_select_params, resync, vanished_earlier
 from mailsuite.imap.search import BadCharset, Matcher, parse_search, uses_modseq
 from mailsuite.imap.selection import Selection
 from mailsuite.store.folders import (
@@ -38,7 +40,7 @@ from mailsuite.store.folders import (
     UserFolders,
     normalize_name,
 )
-from mailsuite.store.index import FLAG_LETTERS, canonical_flag
+from mailsuite.store.index import FLAG_LETTERS, Record, canonical_flag
 
 log = Logger(namespace="mailsuite.imap")
 
@@ -252,38 +254,51 @@ class CommandsMixin:
     async def _select(self, reader: Reader, readonly: bool) -> str:
         reader.sp()
         name = reader.mailbox()
-        condstore = False
-        if reader.maybe_sp():
-            params = reader.parenthesized(lambda r: r.keyword())
-            condstore = "CONDSTORE" in params
+        params = parse_select_params(reader)
         reader.end()
-        self.deselect()
+        if params.qresync is not None and not self.qresync:
+            raise ParseError("QRESYNC parameter without ENABLE QRESYNC")
+        if self.selected is not None:
+            self.deselect()
+            # The boundary between the old folder's responses and the new one's (RFC 7162
+            # §3.2.11, required of any server advertising CONDSTORE or QRESYNC).
+            self.send("* OK [CLOSED] Previous folder closed\r\n")
         if self.state == SELECTED:
             self.state = AUTH
         path = self._folder_path(name)
         if not await _to_thread(self.folders.exists, name):
             raise No("[NONEXISTENT] No such folder")
-
-        def open_folder():
-            index = self.ctx.registry.open(path)
-            index.sync()
-            recent_from = index.claim_recent() if not readonly else index.status().uidnext - 1
-            return index, index.records(), index.status(), recent_from
-
-        index, records, status, recent_from = await _to_thread(open_folder)
-        if condstore:
+        if params.condstore:
             self.condstore = True
         selection = Selection(
             name=normalize_name(name),
             path=path,
-            index=index,
+            index=None,
             readonly=readonly,
-            uids=[r.uid for r in records],
-            modseq=status.highestmodseq,
-            recent={r.uid for r in records if r.uid > recent_from},
+            uids=[],
+            modseq=0,
             condstore=self.condstore,
+            qresync=self.qresync,
             version=self.ctx.hub.version(path),
         )
+
+        def open_folder():
+            index = self.ctx.registry.open(path)
+            index.sync()
+            with index.lock:  # one snapshot: no change may fall between these reads
+                status = index.status()
+                recent_from = index.claim_recent() if not readonly else status.uidnext - 1
+                records = index.records()
+                selection.recent = {r.uid for r in records if r.uid > recent_from}
+                extra = b""
+                if params.qresync is not None:
+                    extra = resync(index, records, params.qresync, selection.flags_of)
+                return index, records, status, extra
+
+        index, records, status, extra = await _to_thread(open_folder)
+        selection.index = index
+        selection.uids = [r.uid for r in records]
+        selection.modseq = status.highestmodseq
         selection.announced = len(records)
         keywords = sorted({f for r in records for f in r.flags if f not in FLAG_LETTERS})
         flags = " ".join(["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"])
@@ -302,10 +317,10 @@ class CommandsMixin:
             f"* OK [UIDNEXT {status.uidnext}] Predicted next UID",
             f"* OK [HIGHESTMODSEQ {status.highestmodseq}] Highest",
         ]
-        self.send("".join(line + "\r\n" for line in lines))
+        self.send("".join(line + "\r\n" for line in lines).encode() + extra)
         self.selected = selection
         self.state = SELECTED
-        self.ctx.hub.join(path, self, self.folder_changed)
+        self.ctx.hub.join(path, self)
         mode = "READ-ONLY" if readonly else "READ-WRITE"
         return f"OK [{mode}] {'EXAMINE' if readonly else 'SELECT'} completed"
 
@@ -328,15 +343,21 @@ class CommandsMixin:
         path = self._folder_path(name)
         if self.selected is not None and self.selected.path == path:
             raise No("[INUSE] Cannot delete the selected folder")
-        self.ctx.registry.forget(path)
         try:
             await _to_thread(self.folders.delete, name)
         except FolderNotFound:
             raise No("[NONEXISTENT] No such folder") from None
         except FolderError as exc:
             raise No(f"[CANNOT] {exc}") from None
-        self.ctx.hub.changed(path)
+        self._forget_folders([path])
         return "OK DELETE completed"
+
+    def _forget_folders(self, paths: list[Path]) -> None:
+        """Folders deleted or renamed away: end the sessions that had them selected (BYE), and
+        drop their indexes (their children stay unless listed: DELETE keeps them)."""
+        self.ctx.hub.gone(paths)
+        for path in paths:
+            self.ctx.registry.forget(path)
 
     async def cmd_rename(self, tag: str, reader: Reader) -> str:
         reader.sp()
@@ -345,18 +366,42 @@ class CommandsMixin:
         new = reader.mailbox()
         reader.end()
         path = self._folder_path(old)
-        self._folder_path(new)
-        if self.selected is not None and self.selected.path == path:
-            raise No("[INUSE] Cannot rename the selected folder")
-        self.ctx.registry.forget(path)
+        target = self._folder_path(new)
+        if normalize_name(old) == INBOX:
+            return await self._rename_inbox(new, target)
+        selected = self.selected
+        if selected is not None and (
+            selected.path == path or selected.name.startswith(normalize_name(old) + SEPARATOR)
+        ):
+            raise No("[INUSE] Cannot rename the selected folder or its parent")
         try:
-            await _to_thread(self.folders.rename, old, new)
+            moves = await _to_thread(self.folders.rename, old, new)
         except FolderNotFound:
             raise No("[NONEXISTENT] No such folder") from None
         except FolderExists:
             raise No("[ALREADYEXISTS] Target folder exists") from None
         except FolderError as exc:
             raise No(f"[CANNOT] {exc}") from None
+        self._forget_folders([self.folders.path(source) for source, _target in moves])
+        return "OK RENAME completed"
+
+    async def _rename_inbox(self, new: str, target: Path) -> str:
+        """RFC 3501 §6.3.5: INBOX's messages move to a new folder; INBOX (and its inferior
+        folders) stay. Allowed while INBOX is selected: that session sees EXPUNGEs."""
+        try:
+            await _to_thread(self.folders.create, new)
+        except FolderExists:
+            raise No("[ALREADYEXISTS] Target folder exists") from None
+        except FolderError as exc:
+            raise No(f"[CANNOT] {exc}") from None
+
+        def move():
+            inbox = self.ctx.registry.open(self.folders.root)
+            return inbox.move_all_to(self.ctx.registry.open(target))
+
+        if await _to_thread(move):
+            self.ctx.hub.changed(self.folders.root)
+            self.ctx.hub.changed(target)
         return "OK RENAME completed"
 
     async def cmd_subscribe(self, tag: str, reader: Reader) -> str:
@@ -485,10 +530,13 @@ class CommandsMixin:
         enabled = []
         while reader.maybe_sp():
             capability = reader.atom().upper()
-            if capability == "CONDSTORE":
+            if capability in ("CONDSTORE", "QRESYNC") and capability not in enabled:
+                # QRESYNC enables CONDSTORE too (RFC 7162 §3.2.3).
                 self.condstore = True
+                self.qresync = self.qresync or capability == "QRESYNC"
                 if self.selected is not None:
                     self.selected.condstore = True
+                    self.selected.qresync = self.qresync
                 enabled.append(capability)
         reader.end()
         self.send("* ENABLED" + "".join(f" {c}" for c in enabled) + "\r\n")
@@ -584,23 +632,21 @@ class CommandsMixin:
 
     async def _expunge(self, uids: list[int] | None) -> str:
         selection = self._writable()
-        expunged = await _to_thread(selection.index.expunge, uids)
-        self._send_expunges(selection, expunged)
-        if expunged:
-            self.ctx.hub.changed(selection.path, origin=self)
-        return "OK EXPUNGE completed"
+        expunged, modseq = await _to_thread(selection.index.expunge_at, uids)
+        return f"OK {self._expunged(selection, expunged, modseq)}EXPUNGE completed"
 
-    def _send_expunges(self, selection: Selection, uids: list[int]) -> None:
-        out = []
-        for uid in sorted(uids, reverse=True):
-            msn = selection.msn(uid)
-            if msn is not None:
-                out.append(b"* %d EXPUNGE\r\n" % msn)
-                del selection.uids[msn - 1]
-                selection.announced -= 1
-                selection.pending_flags.pop(uid, None)
-                selection.pending_expunge.discard(uid)
-        self.send(b"".join(out))
+    def _expunged(self, selection: Selection, uids: list[int], modseq: int) -> str:
+        """Report our own expunge (EXPUNGE or VANISHED) and tell the other sessions; returns
+        the response code QRESYNC wants on the tagged OK (RFC 7162 §3.2.7)."""
+        for uid in uids:
+            selection.pending_expunge.discard(uid)
+        if not selection.pending_expunge:
+            selection.expunge_horizon = None
+        self.send(b"".join(selection.remove(uids)))
+        if not uids:
+            return ""
+        self.ctx.hub.changed(selection.path, origin=self)
+        return f"[HIGHESTMODSEQ {modseq}] " if selection.qresync else ""
 
     def _writable(self) -> Selection:
         if self.selected.readonly:
@@ -654,10 +700,17 @@ class CommandsMixin:
         request = parse_fetch_items(reader)
         reader.end()
         selection = self.selected
+        if request.vanished and not (
+            uid_mode and self.qresync and request.changed_since is not None
+        ):
+            raise ParseError("VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC")
         if request.changed_since is not None or "MODSEQ" in request.items:
             selection.condstore = self.condstore = True
         uids = self._select_uids(ranges, uid_mode)
         index = selection.index
+        if request.vanished:  # before any FETCH response (RFC 7162 §3.2.6)
+            wanted = resolve_set(ranges, 2**32 - 1)  # '*': up to UIDNEXT, clipped there
+            self.send(await _to_thread(vanished_earlier, index, request.changed_since, wanted))
         if request.sets_seen and not selection.readonly and uids:
             changed, _ = await _to_thread(index.store_flags, uids, "+", ["\\Seen"])
             if changed:
@@ -673,6 +726,7 @@ class CommandsMixin:
     ) -> None:
         index = selection.index
         wants_envelope = "ENVELOPE" in request.items
+        wants_flags = "FLAGS" in request.items
 
         def render_batch(batch: list[int]):
             records = [index.get(uid) for uid in batch]
@@ -680,7 +734,8 @@ class CommandsMixin:
             if request.changed_since is not None:
                 records = [r for r in records if r.modseq > request.changed_since]
             envelopes = index.envelopes([r.uid for r in records]) if wants_envelope else {}
-            out = []
+            out: list = []
+            shown_flags: list[Record] = []
             for record in records:
                 msn = selection.msn(record.uid)
                 if msn is None:
@@ -692,12 +747,17 @@ class CommandsMixin:
                     out += render(index, shown, msn, request, uid_mode, envelopes.get(record.uid))
                 except FileNotFoundError:
                     continue  # expunged by another program: the next update reports it
-            return out
+                if wants_flags:
+                    shown_flags.append(record)
+            return out, shown_flags
 
         self.start_output()
         try:
             for start in range(0, len(uids), FETCH_BATCH):
-                pieces = await _to_thread(render_batch, uids[start : start + FETCH_BATCH])
+                pieces, shown = await _to_thread(render_batch, uids[start : start + FETCH_BATCH])
+                for record in shown:  # the client saw these flags: no unsolicited FETCH later
+                    if selection.reported.get(record.uid, 0) < record.modseq:
+                        selection.reported[record.uid] = record.modseq
                 for piece in pieces:
                     if self._closing:
                         return
@@ -805,11 +865,8 @@ class CommandsMixin:
         if code:
             self.send(f"* OK {code}Moved\r\n")
         sources = [src for src, _dst in pairs]
-        expunged = await _to_thread(selection.index.expunge, sources, False)
-        self._send_expunges(selection, expunged)
-        if expunged:
-            self.ctx.hub.changed(selection.path, origin=self)
-        return "OK MOVE completed"
+        expunged, modseq = await _to_thread(selection.index.expunge_at, sources, False)
+        return f"OK {self._expunged(selection, expunged, modseq)}MOVE completed"
 
     async def _copy(self, ranges, name: str, uid_mode: bool) -> tuple[str, list[tuple[int, int]]]:
         selection = self.selected

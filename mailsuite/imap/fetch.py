@@ -56,6 +56,7 @@ class FetchRequest:
     items: list[str] = field(default_factory=list)  # simple items, upper-case
     sections: list[Section] = field(default_factory=list)
     changed_since: int | None = None
+    vanished: bool = False  # QRESYNC's UID FETCH modifier (RFC 7162 §3.2.6)
 
     @property
     def sets_seen(self) -> bool:
@@ -79,13 +80,17 @@ def parse_fetch_items(reader: Reader) -> FetchRequest:
         for key, value in modifiers:
             if key == "CHANGEDSINCE":
                 request.changed_since = value
+            else:
+                request.vanished = True
     if request.changed_since is not None and "MODSEQ" not in request.items:
         request.items.append("MODSEQ")
     return request
 
 
-def _modifier(reader: Reader) -> tuple[str, int]:
+def _modifier(reader: Reader) -> tuple[str, int | None]:
     key = reader.keyword()
+    if key == "VANISHED":
+        return key, None
     if key != "CHANGEDSINCE":
         raise ParseError(f"unknown FETCH modifier {key}")
     reader.sp()
@@ -97,7 +102,9 @@ def _item(reader: Reader, request: FetchRequest) -> None:
 
 
 def _named_item(reader: Reader, name: str, request: FetchRequest) -> None:
-    if name in ("BODY", "BODY.PEEK", "BINARY.PEEK", "BINARY") and reader.peek() == ord("["):
+    # BINARY[...] / BINARY.SIZE (RFC 3516) are not advertised, so they are unknown items (BAD)
+    # rather than quietly answered as BODY[...] with the content-transfer-encoding left on.
+    if name in ("BODY", "BODY.PEEK") and reader.peek() == ord("["):
         request.sections.append(_section(reader, peek=name.endswith(".PEEK")))
     elif name in _SIMPLE:
         if name not in request.items:

@@ -1,20 +1,19 @@
-"""A session's view of its selected folder, and the hub that tells views about each other.
+"""A session's view of its selected folder.
 
 IMAP numbers messages by position (message sequence numbers), so each session keeps its own UID
 list and changes it only when it may tell the client (RFC 3501 §5.2, §7.4.1): new messages are
 announced with EXISTS, flag changes with FETCH, expunges with EXPUNGE, but never an EXPUNGE
 while a FETCH, STORE or SEARCH is answered. The index's MODSEQ drives this: a view asks the index
-what changed since the last MODSEQ it has seen.
+what changed since the last MODSEQ it has seen. mailsuite/imap/hub.py tells views about each other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailsuite.imap import wire
-from mailsuite.store.index import FolderIndex, Record
+from mailsuite.store.index import FolderIndex, Record, merge_ranges
 
 
 @dataclass
@@ -27,11 +26,15 @@ class Selection:
     modseq: int
     recent: set[int] = field(default_factory=set)
     condstore: bool = False
+    qresync: bool = False  # expunges go out as VANISHED (RFC 7162 §3.2.10.2)
     announced: int = 0  # the EXISTS count the client knows
     pending_expunge: set[int] = field(default_factory=set)
     pending_flags: dict[int, Record] = field(default_factory=dict)
     reported: dict[int, int] = field(default_factory=dict)  # uid -> modseq already sent
     version: int = 0  # the hub version this view has caught up with
+    # A MODSEQ below every expunge held back in pending_expunge: sent as HIGHESTMODSEQ after
+    # MODSEQ data, so a client resyncing from it later still learns of them (RFC 7162 §3.2).
+    expunge_horizon: int | None = None
 
     def msn(self, uid: int) -> int | None:
         """Message sequence number of ``uid`` (binary search: uids are ascending)."""
@@ -50,6 +53,8 @@ class Selection:
         known = set(self.uids)
         for uid in expunged:
             if uid in known:
+                if self.expunge_horizon is None:
+                    self.expunge_horizon = self.modseq
                 self.pending_expunge.add(uid)
                 self.pending_flags.pop(uid, None)
         for record in changed:
@@ -68,19 +73,15 @@ class Selection:
         """Untagged responses for everything pending that may be sent now."""
         out: list[bytes] = []
         if allow_expunge and self.pending_expunge:
-            for uid in sorted(self.pending_expunge, reverse=True):
-                msn = self.msn(uid)
-                if msn is not None:
-                    out.append(b"* %d EXPUNGE\r\n" % msn)
-                    del self.uids[msn - 1]
-                    self.announced -= 1
+            out += self.remove(self.pending_expunge)
             self.pending_expunge.clear()
+            self.expunge_horizon = None
         if len(self.uids) != self.announced:
             self.announced = len(self.uids)
             out.append(b"* %d EXISTS\r\n" % self.announced)
         for uid, record in sorted(self.pending_flags.items()):
             msn = self.msn(uid)
-            if msn is None:
+            if msn is None or self.reported.get(uid, 0) >= record.modseq:
                 continue
             items = b"UID %d FLAGS %s" % (uid, self.flags_of(record))
             if self.condstore:
@@ -90,42 +91,31 @@ class Selection:
         self.pending_flags.clear()
         return out
 
+    def remove(self, uids) -> list[bytes]:
+        """Take expunged ``uids`` out of the view: their EXPUNGE (or VANISHED) responses."""
+        out: list[bytes] = []
+        gone: list[int] = []
+        for uid in sorted(uids, reverse=True):
+            msn = self.msn(uid)
+            if msn is not None:
+                out.append(b"* %d EXPUNGE\r\n" % msn)
+                del self.uids[msn - 1]
+                self.announced -= 1
+                self.pending_flags.pop(uid, None)
+                gone.append(uid)
+        if self.qresync:
+            ranges = merge_ranges((uid, uid) for uid in gone)
+            return [b"* VANISHED %s\r\n" % wire.uid_set(ranges)] if gone else []
+        return out
+
+    def held_back(self) -> bytes:
+        """After MODSEQ data while expunges wait (FETCH, STORE, SEARCH): a lower HIGHESTMODSEQ."""
+        if self.condstore and self.pending_expunge and self.expunge_horizon is not None:
+            return b"* OK [HIGHESTMODSEQ %d] Expunges pending\r\n" % self.expunge_horizon
+        return b""
+
     def flags_of(self, record: Record) -> bytes:
         flags = set(record.flags)
         if record.uid in self.recent:
             flags.add("\\Recent")
         return wire.flag_list(flags)
-
-
-class FolderHub:
-    """Which sessions have which folder selected; wakes them when the folder changes.
-
-    Reactor thread only. ``version(path)`` moves on every known change, so a session can tell
-    cheaply, at the end of any command, whether it must look at the index again.
-    """
-
-    def __init__(self) -> None:
-        self._watchers: dict[Path, dict[object, Callable[[], None]]] = {}
-        self._versions: dict[Path, int] = {}
-
-    def join(self, path: Path, session: object, wake: Callable[[], None]) -> None:
-        self._watchers.setdefault(path, {})[session] = wake
-
-    def leave(self, path: Path, session: object) -> None:
-        watchers = self._watchers.get(path)
-        if watchers is not None:
-            watchers.pop(session, None)
-            if not watchers:
-                del self._watchers[path]
-
-    def version(self, path: Path) -> int:
-        return self._versions.get(path, 0)
-
-    def changed(self, path: Path, origin: object = None) -> None:
-        self._versions[path] = self._versions.get(path, 0) + 1
-        for session, wake in list(self._watchers.get(path, {}).items()):
-            if session is not origin:
-                wake()
-
-    def watched(self) -> list[Path]:
-        return list(self._watchers)

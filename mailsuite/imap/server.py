@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from twisted.cred.portal import Portal
-from twisted.internet import task
+from twisted.internet import threads
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol, ServerFactory
@@ -33,8 +33,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mailsuite.imap.commands import CommandsMixin, No
+from mailsuite.imap.hub import FolderHub
 from mailsuite.imap.parser import Literal, ParseError, Reader, split_tag
-from mailsuite.imap.selection import FolderHub, Selection
+from mailsuite.imap.selection import Selection
 from mailsuite.store.incoming import IncomingMessage
 from mailsuite.store.index import IndexRegistry
 from mailsuite.store.maildir import MaildirStore
@@ -77,11 +78,14 @@ class IMAPContext:
     hub: FolderHub = field(default_factory=FolderHub)
     connections: dict[str, int] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.hub.interval = self.limits.idle_poll
+
     def delivered(self, addresses) -> None:
         """Observer for MessageRouter: wake sessions watching those INBOXes (reactor thread)."""
         for address in addresses:
             try:
-                self.hub.changed(self.store.maildir_path(address))
+                self.hub.poke(self.store.maildir_path(address))
             except ValueError:
                 continue
 
@@ -120,13 +124,13 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
         self.folders = None  # UserFolders after login
         self.selected: Selection | None = None
         self.condstore = False
+        self.qresync = False
         self._auth_failures = 0
         self._bad_commands = 0
         self._peer = "unknown"
         self._write_paused = False
         self._write_waiters: list[Deferred] = []
         self._producing = False
-        self._idle_poll: task.LoopingCall | None = None
 
     # --- connection life cycle ----------------------------------------------------------------
 
@@ -139,7 +143,6 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
     def connectionLost(self, reason: Failure = None) -> None:
         self._closing = True
         self.setTimeout(None)
-        self._stop_idle_poll()
         self.deselect()
         if self.user is not None:
             remaining = self.ctx.connections.get(self.user, 1) - 1
@@ -168,7 +171,7 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
 
     def capabilities(self) -> list[str]:
         caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE"]
-        caps += ["UNSELECT", "UIDPLUS", "MOVE", "SPECIAL-USE", "CHILDREN", "CONDSTORE"]
+        caps += ["UNSELECT", "UIDPLUS", "MOVE", "SPECIAL-USE", "CHILDREN", "CONDSTORE", "QRESYNC"]
         caps.append(f"APPENDLIMIT={self.limits.max_literal}")
         if self.state == "nonauth":
             if not self.tls:
@@ -379,8 +382,12 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
             self.ctx.hub.leave(self.selected.path, self)
             self.selected = None
 
-    def announce(self, allow_expunge: bool, force: bool = False) -> Deferred:
-        """Send pending updates about the selected folder (looking again if it changed)."""
+    def announce(self, allow_expunge: bool, force: bool = False, sync: bool = True) -> Deferred:
+        """Send pending updates about the selected folder (looking again if it changed).
+
+        ``force`` rescans the folder (NOOP, CHECK, IDLE); ``sync=False`` trusts the index as
+        it is (a wake-up from the hub: whoever changed it, or the folder's poller, synced it).
+        """
         selection = self.selected
         if selection is None:
             return succeed(None)
@@ -388,19 +395,23 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
         if not force and version == selection.version:
             self._send_updates(selection, allow_expunge)
             return succeed(None)
-        from twisted.internet import threads
 
         def look():
             index = selection.index
-            if force or index.needs_sync():
+            if not index.exists():
+                return None  # deleted or renamed by another program
+            if force or (sync and index.needs_sync()):
                 index.sync()
             recent_from = None if selection.readonly else index.claim_recent()
-            return index.changes_since(selection.modseq), recent_from
+            return index.changes_since(selection.modseq, selection.uids), recent_from
 
         def looked(result) -> None:
-            (changed, expunged, highest), recent_from = result
             if self.selected is not selection:
                 return
+            if result is None:
+                self.folder_gone()
+                return
+            (changed, expunged, highest), recent_from = result
             selection.version = version
             before = set(selection.uids)
             selection.absorb(changed, expunged, highest)
@@ -419,11 +430,23 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
             if selection.recent and any(b"EXISTS" in u for u in updates):
                 count = sum(1 for uid in selection.uids if uid in selection.recent)
                 self.send(b"* %d RECENT\r\n" % count)
+        held_back = b"" if allow_expunge else selection.held_back()
+        if held_back:
+            self.send(held_back)
 
     def folder_changed(self) -> None:
         """The hub's wake-up call: push updates at once while idling."""
         if self._idle_tag is not None and self.selected is not None:
-            self.announce(True).addErrback(lambda f: log.failure("IDLE update failed", f))
+            self.announce(True, sync=False).addErrback(
+                lambda f: log.failure("IDLE update failed", f)
+            )
+
+    def folder_gone(self) -> None:
+        """The selected folder was deleted or renamed: RFC 3501 has no way to say so within
+        the session, so end it (as Dovecot does); the client reconnects and lists again."""
+        if self.selected is not None:
+            self.ctx.hub.leave(self.selected.path, self)
+        self.bye("Selected folder was deleted or renamed")
 
     # --- IDLE (RFC 2177) ----------------------------------------------------------------------
 
@@ -435,38 +458,20 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
         self._idle_done = Deferred()
         self.send("+ idling\r\n")
         self._line_handler = self._idle_line
-        if self.selected is not None:
-            self._idle_poll = task.LoopingCall(self._poll)
-            self._idle_poll.start(self.limits.idle_poll, now=False)
-        return self._idle_done
-
-    def _poll(self) -> None:
         selection = self.selected
-        if selection is None or self._polling:
-            return
-        if selection.index.needs_sync():
-            self._polling = True
-
-            def done(_):
-                self._polling = False
-
-            self.announce(True, force=True).addErrback(
-                lambda f: log.failure("IDLE poll failed", f)
-            ).addBoth(done)
-
-    _polling = False
-
-    def _stop_idle_poll(self) -> None:
-        if self._idle_poll is not None and self._idle_poll.running:
-            self._idle_poll.stop()
-        self._idle_poll = None
+        if selection is not None:
+            self.ctx.hub.watch(selection.path, self, selection.index)
+            if self.ctx.hub.version(selection.path) != selection.version:  # news meanwhile
+                self.announce(True).addErrback(lambda f: log.failure("IDLE update failed", f))
+        return self._idle_done
 
     def _idle_line(self, line: bytes) -> None:
         if line.strip().upper() != b"DONE":
             self.send("* BAD Expected DONE\r\n")
             self._line_handler = self._idle_line
             return
-        self._stop_idle_poll()
+        if self.selected is not None:
+            self.ctx.hub.unwatch(self.selected.path, self)
         done = self._idle_done
         self._idle_tag, self._idle_done = None, None
         done.callback("OK IDLE terminated")

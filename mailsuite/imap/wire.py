@@ -29,6 +29,11 @@ def mailbox_name(name: str) -> bytes:
     return astring(mutf7.encode(name))
 
 
+def uid_set(ranges) -> bytes:
+    """Merged (low, high) ranges as an IMAP sequence set: ``1:3,7``."""
+    return b",".join(b"%d" % lo if lo == hi else b"%d:%d" % (lo, hi) for lo, hi in ranges)
+
+
 def flag_list(flags) -> bytes:
     return b"(" + " ".join(sorted(flags)).encode("utf-8", "replace") + b")"
 

@@ -19,6 +19,7 @@ costs no SQL; header blocks, envelopes and part trees are cached in SQLite and p
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import mmap
@@ -38,6 +39,13 @@ from mailsuite.store.safeio import fsync_dir
 INDEX_FILE = "mailsuite-index.sqlite"
 MAX_CACHED_HEADER = 64 * 1024
 SCHEMA_VERSION = 1
+# Expunged UIDs kept (with their MODSEQ) to tell CONDSTORE/QRESYNC clients and other sessions
+# what went. Older rows are pruned by whole MODSEQs once there are 10% more than this, and the
+# highest pruned MODSEQ is kept as ``expunged_floor``: a caller asking about changes since an
+# older MODSEQ gets the UIDs it knows that no longer exist instead (exact, just not cheap).
+# 10,000 rows are about 200 KB per folder and cover far more expunges than a client misses
+# between two connections.
+MAX_EXPUNGED_KEPT = 10_000
 
 # IMAP system flag <-> Maildir info letter (letters must stay in ASCII order in file names).
 FLAG_LETTERS = {
@@ -173,6 +181,8 @@ def canonical_size(path: Path) -> int:
 class FolderIndex:
     """The index of the Maildir folder at ``path`` (which holds tmp/new/cur)."""
 
+    expunged_kept = MAX_EXPUNGED_KEPT
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
@@ -217,6 +227,7 @@ class FolderIndex:
                 "uidnext": 1,
                 "highestmodseq": 1,
                 "recent_uid": 0,
+                "expunged_floor": 0,
             }
             with self._transaction():
                 self._db.executemany(
@@ -224,7 +235,9 @@ class FolderIndex:
                 )
                 self._db.execute("DELETE FROM messages")
                 self._db.execute("DELETE FROM expunged")
+        meta.setdefault("expunged_floor", 0)
         self._meta = meta
+        (self._expunged_rows,) = self._db.execute("SELECT count(*) FROM expunged").fetchone()
         rows = self._db.execute(
             "SELECT uid, key, name, flags, modseq, internaldate, size, crlf FROM messages"
         )
@@ -260,6 +273,11 @@ class FolderIndex:
         with self._lock:
             self._db.close()
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Hold it to read several things as one consistent snapshot (SELECT)."""
+        return self._lock
+
     # --- reading ------------------------------------------------------------------------------
 
     @property
@@ -288,12 +306,26 @@ class FolderIndex:
         with self._lock:
             return self._records.get(uid)
 
-    def changes_since(self, modseq: int) -> tuple[list[Record], list[int], int]:
-        """(records changed or added after ``modseq``, UIDs expunged after it, HIGHESTMODSEQ)."""
+    @property
+    def expunged_floor(self) -> int:
+        """Expunges up to this MODSEQ may have been pruned from the history (0: none were)."""
+        return self._meta["expunged_floor"]
+
+    def changes_since(
+        self, modseq: int, known: Iterable[int] = ()
+    ) -> tuple[list[Record], list[int], int]:
+        """(records changed or added after ``modseq``, UIDs expunged after it, HIGHESTMODSEQ).
+
+        If that history was pruned (``modseq`` below ``expunged_floor``), the expunged UIDs are
+        those of ``known`` (the caller's UIDs; a live list is copied first) that are gone.
+        """
         with self._lock:
             changed = sorted(
                 (r for r in self._records.values() if r.modseq > modseq), key=lambda r: r.uid
             )
+            if modseq < self._meta["expunged_floor"]:
+                gone = sorted({uid for uid in list(known) if uid not in self._records})
+                return changed, gone, self._meta["highestmodseq"]
             expunged = [
                 uid
                 for (uid,) in self._db.execute(
@@ -301,6 +333,41 @@ class FolderIndex:
                 )
             ]
             return changed, expunged, self._meta["highestmodseq"]
+
+    def vanished_since(
+        self, modseq: int, ranges: Iterable[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
+        """QRESYNC's VANISHED (EARLIER): UID ranges within ``ranges`` expunged after ``modseq``.
+
+        If that history was pruned, every UID within ``ranges`` below UIDNEXT that does not
+        exist now: RFC 7162 §3.2.10.1 lets the server name UIDs the client never had (it
+        ignores them), so the answer stays exact for the client and compact on the wire.
+        """
+        wanted = merge_ranges(ranges)
+        with self._lock:
+            top = self._meta["uidnext"] - 1
+            wanted = [(lo, min(hi, top)) for lo, hi in wanted if lo <= top]
+            if modseq >= self._meta["expunged_floor"]:
+                rows = self._db.execute(
+                    "SELECT uid FROM expunged WHERE modseq > ? ORDER BY uid", (modseq,)
+                )
+                starts = [lo for lo, _hi in wanted]
+                uids = [uid for (uid,) in rows if _within(uid, starts, wanted)]
+                return merge_ranges((uid, uid) for uid in uids)
+            existing = sorted(self._records)
+        gaps: list[tuple[int, int]] = []
+        for lo, hi in wanted:
+            at = bisect.bisect_left(existing, lo)
+            while lo <= hi:
+                if at < len(existing) and existing[at] <= hi:
+                    if existing[at] > lo:
+                        gaps.append((lo, existing[at] - 1))
+                    lo = existing[at] + 1
+                    at += 1
+                else:
+                    gaps.append((lo, hi))
+                    break
+        return gaps
 
     def claim_recent(self) -> int:
         """For a read-write SELECT: UIDs above the returned value are \\Recent for that session
@@ -407,11 +474,17 @@ class FolderIndex:
         )
 
     def needs_sync(self) -> bool:
-        """Cheap (two stat calls): has anything touched new/ or cur/ since the last scan?"""
+        """Cheap (two stat calls): has anything touched new/ or cur/ since the last scan?
+
+        True as well if they are gone (the folder was removed): ``exists`` tells which.
+        """
         try:
             return self._stamp() != self._dir_stamp
         except FileNotFoundError:
-            return False
+            return True
+
+    def exists(self) -> bool:
+        return (self.path / "cur").is_dir()
 
     def sync(self, force: bool = False) -> bool:
         """Pick up files added, renamed or removed by anyone; True if the index changed."""
@@ -546,6 +619,19 @@ class FolderIndex:
         self._db.executemany(
             "INSERT OR REPLACE INTO expunged VALUES (?, ?)", [(u, modseq) for u in uids]
         )
+        self._expunged_rows += len(uids)
+        if self._expunged_rows > self.expunged_kept + self.expunged_kept // 10:
+            self._prune_expunged()
+
+    def _prune_expunged(self) -> None:
+        """Forget the oldest expunges down to ``expunged_kept`` rows, by whole MODSEQs."""
+        excess = self._expunged_rows - self.expunged_kept
+        (floor,) = self._db.execute(
+            "SELECT modseq FROM expunged ORDER BY modseq, uid LIMIT 1 OFFSET ?", (excess - 1,)
+        ).fetchone()
+        self._db.execute("DELETE FROM expunged WHERE modseq <= ?", (floor,))
+        (self._expunged_rows,) = self._db.execute("SELECT count(*) FROM expunged").fetchone()
+        self._set_meta(expunged_floor=max(floor, self._meta["expunged_floor"]))
 
     def _set_meta(self, **values: int) -> None:
         self._meta.update(values)
@@ -621,6 +707,12 @@ class FolderIndex:
 
     def expunge(self, uids: Iterable[int] | None = None, only_deleted: bool = True) -> list[int]:
         """Remove messages flagged \\Deleted (restricted to ``uids`` if given); returns UIDs."""
+        return self.expunge_at(uids, only_deleted)[0]
+
+    def expunge_at(
+        self, uids: Iterable[int] | None = None, only_deleted: bool = True
+    ) -> tuple[list[int], int]:
+        """Like ``expunge``, with the MODSEQ of the expunge (QRESYNC reports it; 0 if none)."""
         with self._lock:
             self.sync()
             allowed = None if uids is None else set(uids)
@@ -631,7 +723,7 @@ class FolderIndex:
                 and (not only_deleted or "\\Deleted" in r.flags)
             ]
             if not victims:
-                return []
+                return [], 0
             for record in victims:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.path / record.name)
@@ -642,7 +734,7 @@ class FolderIndex:
             with self._transaction():
                 self._expunge_rows(expunged, modseq)
                 self._set_meta(highestmodseq=modseq)
-            return expunged
+            return expunged, modseq
 
     def add_file(
         self,
@@ -725,6 +817,35 @@ class FolderIndex:
                         break
         return pairs
 
+    def move_all_to(self, target: FolderIndex) -> list[tuple[int, int]]:
+        """Move every message into ``target`` (RENAME INBOX, RFC 3501 §6.3.5): (src, dst) UIDs.
+
+        Copy then expunge, like MOVE: a message delivered meanwhile simply stays here, and a
+        crash in between leaves a duplicate rather than a loss.
+        """
+        self.sync()
+        pairs = self.copy_to(target, [record.uid for record in self.records()])
+        self.expunge([src for src, _dst in pairs], only_deleted=False)
+        return pairs
+
+
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping, non-adjacent ranges covering the same numbers."""
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted((min(a, b), max(a, b)) for a, b in ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            if hi > merged[-1][1]:
+                merged[-1] = (merged[-1][0], hi)
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _within(number: int, starts: list[int], ranges: list[tuple[int, int]]) -> bool:
+    """Is ``number`` in one of the merged ``ranges`` (``starts`` are their low ends)?"""
+    at = bisect.bisect_right(starts, number) - 1
+    return at >= 0 and number <= ranges[at][1]
+
 
 def _keywords(flags: Iterable[str]) -> frozenset[str]:
     return frozenset(f for f in flags if f not in FLAG_LETTERS)
@@ -760,16 +881,14 @@ class IndexRegistry:
             return index
 
     def forget(self, path: Path) -> None:
-        """Close the index of a folder being deleted or renamed (and its children)."""
-        path = Path(path)
+        """Drop the index of a folder that was deleted or renamed away, so the next ``open``
+        of that path reads the directory now there.
+
+        Not closed here: a session may still be using it in a worker thread (it ends with
+        BYE); the SQLite connection closes when the last reference goes.
+        """
         with self._lock:
-            for known in list(self._indexes):
-                if (
-                    known == path
-                    or known.parent == path.parent
-                    and known.name.startswith(path.name + ".")
-                ):
-                    self._indexes.pop(known).close()
+            self._indexes.pop(Path(path), None)
 
     def close_all(self) -> None:
         with self._lock:

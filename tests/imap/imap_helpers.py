@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import imaplib
+import socket
+import ssl
 
 from conftest import PASSWORD
 
@@ -50,3 +52,40 @@ def deliver(
     )
     with suite.smtp() as client:
         client.sendmail(sender, [to], message.encode("utf-8"))
+
+
+class Raw:
+    """A line-level IMAP client over implicit TLS, for input imaplib refuses to send."""
+
+    def __init__(self, suite, login: bool = True) -> None:
+        raw = socket.create_connection(("127.0.0.1", suite.port("imaps")), timeout=10)
+        self.sock = suite.tls_context().wrap_socket(raw, server_hostname="mx.test.example")
+        self.file = self.sock.makefile("rb")
+        assert self.file.readline().startswith(b"* OK")
+        if login:
+            assert self.command(b"l LOGIN alice@example.com " + f'"{PASSWORD}"'.encode())[
+                -1
+            ].startswith(b"l OK")
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def command(self, line: bytes) -> list[bytes]:
+        tag = line.split(b" ", 1)[0]
+        self.send(line + b"\r\n")
+        return self.until(tag)
+
+    def until(self, tag: bytes) -> list[bytes]:
+        lines = []
+        while True:
+            line = self.file.readline()
+            assert line, lines
+            lines.append(line)
+            if line.startswith(tag + b" "):
+                return lines
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except (OSError, ssl.SSLError):
+            pass

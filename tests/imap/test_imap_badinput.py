@@ -2,48 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-import ssl
-
-from conftest import PASSWORD
-from imap_helpers import imap
-
-
-class Raw:
-    """A line-level IMAP client over implicit TLS, for input imaplib refuses to send."""
-
-    def __init__(self, suite, login: bool = True) -> None:
-        raw = socket.create_connection(("127.0.0.1", suite.port("imaps")), timeout=10)
-        self.sock = suite.tls_context().wrap_socket(raw, server_hostname="mx.test.example")
-        self.file = self.sock.makefile("rb")
-        assert self.file.readline().startswith(b"* OK")
-        if login:
-            assert self.command(b"l LOGIN alice@example.com " + f'"{PASSWORD}"'.encode())[
-                -1
-            ].startswith(b"l OK")
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def command(self, line: bytes) -> list[bytes]:
-        tag = line.split(b" ", 1)[0]
-        self.send(line + b"\r\n")
-        return self.until(tag)
-
-    def until(self, tag: bytes) -> list[bytes]:
-        lines = []
-        while True:
-            line = self.file.readline()
-            assert line, lines
-            lines.append(line)
-            if line.startswith(tag + b" "):
-                return lines
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except (OSError, ssl.SSLError):
-            pass
+from imap_helpers import Raw, imap
 
 
 def test_syntax_errors_and_unknown_commands_get_bad_and_session_continues(suite):
@@ -118,3 +77,19 @@ def test_unicode_folder_names_round_trip(suite):
     client.logout()
     folders = [p.name for p in suite.maildir("alice@example.com").iterdir()]
     assert ".Entw&APw-rfe.&ZeVnLIqe-" in folders
+
+
+def test_binary_fetch_items_are_bad_since_binary_is_not_advertised(suite):
+    client = Raw(suite)
+    capability = client.command(b"e0 CAPABILITY")[0]
+    assert b"BINARY" not in capability
+    assert client.command(b"e1 APPEND INBOX {20+}\r\nSubject: b\r\n\r\nbody\r\n")[-1].startswith(
+        b"e1 OK"
+    )
+    assert client.command(b"e2 SELECT INBOX")[-1].startswith(b"e2 OK")
+    for n, item in enumerate((b"BINARY[1]", b"BINARY.PEEK[]", b"BINARY.SIZE[1]", b"BINARY[]<0.5>")):
+        reply = client.command(b"e3%d FETCH 1 (%s)" % (n, item))
+        assert len(reply) == 1 and reply[0].startswith(b"e3%d BAD" % n), reply
+    reply = client.command(b"e4 FETCH 1 (BODY.PEEK[1])")
+    assert reply[0] == b"* 1 FETCH (BODY[1] {6}\r\n" and reply[-1].startswith(b"e4 OK")
+    client.close()

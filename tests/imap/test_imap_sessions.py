@@ -47,3 +47,23 @@ def test_pop3_style_changes_are_picked_up(suite):
     fetches = client.untagged_responses.pop("FETCH", [])
     assert any(b"\\Seen" in f for f in fetches), fetches
     client.logout()
+
+
+def test_session_far_behind_pruned_expunge_history_still_sees_every_expunge(suite, monkeypatch):
+    from mailsuite.store.index import FolderIndex
+
+    monkeypatch.setattr(FolderIndex, "expunged_kept", 2)
+    for i in range(8):
+        deliver(suite, subject=f"m{i}")
+    behind, busy = imap(suite), imap(suite)
+    behind.select("INBOX")
+    busy.select("INBOX")
+    for uid in (1, 3, 4, 6, 7, 8):  # six expunges at six MODSEQs: only two rows are kept
+        busy.uid("STORE", str(uid), "+FLAGS", "(\\Deleted)")
+        busy.expunge()
+    behind.noop()
+    assert len(behind.untagged_responses.pop("EXPUNGE")) == 6
+    typ, data = behind.uid("SEARCH", None, "ALL")
+    assert data == [b"2 5"]
+    behind.logout()
+    busy.logout()

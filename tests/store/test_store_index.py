@@ -119,3 +119,55 @@ def test_structure_offsets_and_bare_lf_files(tmp_path, crlf):
     content = index.content(record)
     html = tree["parts"][1]
     assert bytes(content[html["bs"] : html["end"]]) == b"<p>html</p>"
+
+
+def test_expunged_history_is_pruned_and_older_questions_still_get_exact_answers(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(FolderIndex, "expunged_kept", 4)
+    root = _maildir(tmp_path)
+    for n in range(12):
+        _put(root, f"{n}.x.host")
+    index = FolderIndex(root)
+    index.sync()
+    start = index.status().highestmodseq
+    for uid in range(1, 11):  # ten expunges, each at its own MODSEQ
+        index.expunge([uid], only_deleted=False)
+    rows = index._db.execute("SELECT count(*) FROM expunged").fetchone()[0]
+    assert rows <= 4
+    floor = index.expunged_floor
+    assert start < floor < index.status().highestmodseq
+    # Recent history is still answered from the table...
+    _, expunged, _ = index.changes_since(floor)
+    assert expunged and expunged == list(range(11 - len(expunged), 11))
+    # ...older questions from the caller's UIDs: exactly those that are gone.
+    _, expunged, _ = index.changes_since(start, known=[2, 5, 11, 12])
+    assert expunged == [2, 5]
+    # The floor survives reopening.
+    index.close()
+    assert FolderIndex(root).expunged_floor == floor
+
+
+def test_vanished_since_from_history_and_after_pruning(tmp_path, monkeypatch):
+    from mailsuite.store.index import merge_ranges
+
+    assert merge_ranges([(5, 3), (1, 1), (2, 2), (9, 12), (11, 20)]) == [(1, 5), (9, 20)]
+    root = _maildir(tmp_path)
+    for n in range(10):
+        _put(root, f"{n}.v.host")
+    index = FolderIndex(root)
+    index.sync()
+    start = index.status().highestmodseq
+    index.expunge([2, 3, 7], only_deleted=False)
+    middle = index.status().highestmodseq
+    index.expunge([9], only_deleted=False)
+    assert index.vanished_since(start, [(1, 100)]) == [(2, 3), (7, 7), (9, 9)]
+    assert index.vanished_since(middle, [(1, 100)]) == [(9, 9)]
+    assert index.vanished_since(start, [(3, 8), (1, 2)]) == [(2, 3), (7, 7)]
+    # Pruned: every UID below UIDNEXT in the asked ranges that no longer exists.
+    monkeypatch.setattr(FolderIndex, "expunged_kept", 0)
+    index.expunge([10], only_deleted=False)
+    assert index.expunged_floor == index.status().highestmodseq
+    assert index.vanished_since(start, [(1, 4_000_000_000)]) == [(2, 3), (7, 7), (9, 10)]
+    assert index.vanished_since(start, [(3, 3), (8, 9)]) == [(3, 3), (9, 9)]
+    assert index.vanished_since(index.expunged_floor, [(1, 100)]) == []
