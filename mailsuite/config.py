@@ -7,6 +7,7 @@ each of them for a real host.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import tomllib
 from collections.abc import Callable
@@ -57,6 +58,31 @@ class Config:
     auth_max_failures: int
     auth_failure_delay: float
     auth_max_delay: float
+    # Outbound delivery: the queue, its SMTP client, routing.
+    queue_retry_schedule: tuple[float, ...]
+    queue_lifetime: float
+    queue_delay_warning: float
+    queue_max_connections: int
+    queue_max_per_destination: int
+    client_mx_port: int
+    client_connect_timeout: float
+    client_greeting_timeout: float
+    client_command_timeout: float
+    client_data_init_timeout: float
+    client_data_block_timeout: float
+    client_data_end_timeout: float
+    relay_host: ListenAddress | None
+    relay_username: str
+    relay_password: str
+    relay_require_tls: bool
+    relay_tls_verify: bool
+    relay_tls_ca_file: Path | None
+    relay_fallback: ListenAddress | None
+    transport_map: tuple[tuple[str, ListenAddress], ...]
+    transport_require_tls: tuple[str, ...]
+    dns_nameservers: tuple[str, ...]
+    dns_port: int
+    dns_timeout: float
 
     @property
     def db_path(self) -> Path:
@@ -135,6 +161,67 @@ def _listen_list(key: str, value: Any) -> tuple[ListenAddress, ...]:
     return tuple(parse_listen_address(key, _string(key, item)) for item in value)
 
 
+def _port(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise ConfigError(key, f"expected a TCP port (1-65535), got {value!r}")
+    return value
+
+
+def _seconds_list(key: str, value: Any) -> tuple[float, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(key, "expected a non-empty list of seconds, e.g. [60, 300, 900]")
+    return tuple(_positive_seconds(key, item) for item in value)
+
+
+def _optional_host_port(key: str, value: Any) -> ListenAddress | None:
+    """``host:port`` of a remote server (a name or an address); "" means none."""
+    text = _string(key, value)
+    if not text:
+        return None
+    address = parse_listen_address(key, text)
+    if not address.host or address.port == 0:
+        raise ConfigError(key, f"expected 'host:port' with a host and a port, got {text!r}")
+    return address
+
+
+def _domain_name(key: str, value: Any) -> str:
+    text = _string(key, value).strip().lower().rstrip(".")
+    if not text or any(ch.isspace() or ch in "@[]/:" for ch in text):
+        raise ConfigError(key, f"expected a domain name, got {value!r}")
+    return text
+
+
+def _domain_list(key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(key, "expected a list of domain names")
+    return tuple(_domain_name(key, item) for item in value)
+
+
+def _transport_map(key: str, value: Any) -> tuple[tuple[str, ListenAddress], ...]:
+    """An inline table ``{ "example.org" = "host:port", ... }``, kept as sorted pairs."""
+    if not isinstance(value, dict):
+        raise ConfigError(key, 'expected a table of domain = "host:port"')
+    pairs: dict[str, ListenAddress] = {}
+    for domain, target in value.items():
+        address = _optional_host_port(f"{key}.{domain}", target)
+        if address is None:
+            raise ConfigError(f"{key}.{domain}", "expected 'host:port', got an empty string")
+        pairs[_domain_name(key, domain)] = address
+    return tuple(sorted(pairs.items()))
+
+
+def _ip_list(key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(key, "expected a list of IP addresses (empty: /etc/resolv.conf)")
+    result = []
+    for item in value:
+        try:
+            result.append(str(ipaddress.ip_address(_string(key, item))))
+        except ValueError:
+            raise ConfigError(key, f"not an IP address: {item!r}") from None
+    return tuple(result)
+
+
 # --- the schema: TOML key -> (Config field, parser, default) -----------------------------------
 
 _Parser = Callable[[str, Any], Any]
@@ -163,6 +250,30 @@ SCHEMA: dict[str, tuple[str, _Parser, Any]] = {
     "auth.max_failures": ("auth_max_failures", _positive_int, 3),
     "auth.failure_delay": ("auth_failure_delay", _non_negative_seconds, 1.0),
     "auth.max_delay": ("auth_max_delay", _non_negative_seconds, 16.0),
+    "queue.retry_schedule": ("queue_retry_schedule", _seconds_list, [60, 300, 900, 1800, 3600]),
+    "queue.lifetime": ("queue_lifetime", _positive_seconds, 432_000),
+    "queue.delay_warning": ("queue_delay_warning", _non_negative_seconds, 14_400),
+    "queue.max_connections": ("queue_max_connections", _positive_int, 20),
+    "queue.max_per_destination": ("queue_max_per_destination", _positive_int, 5),
+    "client.mx_port": ("client_mx_port", _port, 25),
+    "client.connect_timeout": ("client_connect_timeout", _positive_seconds, 30),
+    "client.greeting_timeout": ("client_greeting_timeout", _positive_seconds, 300),
+    "client.command_timeout": ("client_command_timeout", _positive_seconds, 300),
+    "client.data_init_timeout": ("client_data_init_timeout", _positive_seconds, 120),
+    "client.data_block_timeout": ("client_data_block_timeout", _positive_seconds, 180),
+    "client.data_end_timeout": ("client_data_end_timeout", _positive_seconds, 600),
+    "relay.host": ("relay_host", _optional_host_port, ""),
+    "relay.username": ("relay_username", _string, ""),
+    "relay.password": ("relay_password", _string, ""),
+    "relay.require_tls": ("relay_require_tls", _bool, True),
+    "relay.tls_verify": ("relay_tls_verify", _bool, True),
+    "relay.tls_ca_file": ("relay_tls_ca_file", _optional_path, ""),
+    "relay.fallback": ("relay_fallback", _optional_host_port, ""),
+    "transport.map": ("transport_map", _transport_map, {}),
+    "transport.require_tls": ("transport_require_tls", _domain_list, []),
+    "dns.nameservers": ("dns_nameservers", _ip_list, []),
+    "dns.port": ("dns_port", _port, 53),
+    "dns.timeout": ("dns_timeout", _positive_seconds, 10),
 }
 
 
@@ -203,7 +314,9 @@ def load_config(path: str | Path | None = None, data_dir: str | Path | None = No
     values["hostname"] = values["hostname"] or socket.getfqdn() or "localhost"
     if (values["tls_cert_file"] is None) != (values["tls_key_file"] is None):
         raise ConfigError("tls.cert_file", "tls.cert_file and tls.key_file must be set together")
-    for key in ("tls_cert_file", "tls_key_file"):
+    if values["relay_username"] and not values["relay_password"]:
+        raise ConfigError("relay.password", "relay.username is set: give its password too")
+    for key in ("tls_cert_file", "tls_key_file", "relay_tls_ca_file"):
         if values[key] is not None:
             values[key] = values[key].resolve()
     return Config(**values)

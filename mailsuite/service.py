@@ -16,6 +16,7 @@ from mailsuite.accounts.service import AccountService
 from mailsuite.config import Config, ListenAddress
 from mailsuite.imap.server import IMAPContext, IMAPFactory, IMAPLimits
 from mailsuite.pop3.server import POP3Context, POP3Factory
+from mailsuite.queue.scheduler import make_scheduler
 from mailsuite.queue.spool import QueueSpool
 from mailsuite.smtp.delivery import MessageRouter
 from mailsuite.smtp.policy import SUBMISSION, SUBMISSIONS, RolePolicy, mx_policy
@@ -91,8 +92,6 @@ class MailSuite(MultiService):
         self.accounts = AccountService(self.database)
         self.store = MaildirStore(config.mail_dir, config.hostname)
         self.queue = QueueSpool(config.queue_dir)
-        self.queue.recover()
-        clean_spool(config.spool_dir)
         self.smtp_context = SMTPContext(
             hostname=config.hostname,
             limits=Limits(
@@ -119,6 +118,11 @@ class MailSuite(MultiService):
             factory = ESMTPFactory(self.smtp_context, policy)
             self.add_listeners(policy.name, addresses, factory, policy.implicit_tls)
         # Further protocols (IMAP, POP3) and the outbound queue add themselves below this line.
+        # The outbound queue: scheduler, MX routing, SMTP relay client, DSN bounces; the router
+        # wakes it for each new entry.
+        self.scheduler = make_scheduler(config, self.queue, self.store, self.database)
+        self.scheduler.setServiceParent(self)
+        self.smtp_context.router.queue_observers.append(self.scheduler.wake)
         # IMAP4rev1: STARTTLS on the 143 role, implicit TLS on the 993 role; IDLE sessions hear of
         # SMTP deliveries through the router's observer hook.
         self.imap_context = IMAPContext(
@@ -159,6 +163,13 @@ class MailSuite(MultiService):
         tls = self.tls_options if implicit_tls else None
         for address in addresses:
             ListenerService(role, address, _endpoint(address, tls), factory).setServiceParent(self)
+
+    def privilegedStartService(self) -> None:
+        # The queue lock first: only the process that holds it may clean up crash leftovers in
+        # the queue and the incoming spool, and only then may listeners accept mail.
+        self.scheduler.claim_queue()
+        clean_spool(self.config.spool_dir)
+        super().privilegedStartService()
 
     def startService(self) -> None:
         from twisted.internet import reactor

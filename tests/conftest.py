@@ -28,6 +28,9 @@ TEST_SETTINGS: dict[str, dict[str, object]] = {
     "imaps": {"listen": ["127.0.0.1:0"]},
     "limits": {"message_size": 1_000_000, "recipients": 5, "idle_timeout": 30},
     "auth": {"failure_delay": 0.05, "max_delay": 0.2},
+    # Nothing answers on port 9: remote domains stay deferred in the queue instead of racing
+    # a real resolver's NXDOMAIN into a bounce while a test inspects the queue.
+    "dns": {"nameservers": ["127.0.0.1"], "port": 9, "timeout": 0.5},
 }
 
 

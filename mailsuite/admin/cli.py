@@ -13,13 +13,14 @@ import sys
 from mailsuite.accounts.addresses import AddressError
 from mailsuite.accounts.errors import AccountsError
 from mailsuite.admin import aliases, domains, users
+from mailsuite.admin import queue as queue_commands
 from mailsuite.admin.context import CommandError, Context, global_options
 from mailsuite.config import ConfigError, load_config
 
 PROG = "mailsuite-admin"
 
 # Each module adds one command group with ``register(groups)``.
-GROUPS = (domains, users, aliases)
+GROUPS = (domains, users, aliases, queue_commands)
 
 _EXPECTED_ERRORS = (AccountsError, AddressError, CommandError, ConfigError, OSError)
 

@@ -4,6 +4,11 @@ Layout in ``queue_dir``: ``<id>.eml`` (the message, hard-linked from the incomin
 possible) and ``<id>.json`` (envelope and per-recipient delivery state). The envelope is written
 last, atomically, and is the commit marker: an ``.eml`` without its ``.json`` is an entry whose
 enqueue never finished (never acknowledged), and ``recover()`` deletes it.
+
+Every later change of delivery state rewrites the whole envelope with ``save()`` (temp file,
+fsync, rename, directory fsync), so a crash leaves either the old state or the new one. A finished
+entry is removed envelope first: a leftover ``.eml`` is then recognised by ``recover()``.
+All methods block on the disk: the server calls them in worker threads.
 """
 
 from __future__ import annotations
@@ -35,6 +40,15 @@ LinkFunction = Callable[[Path, Path], None]
 def new_queue_id() -> str:
     """``<unix ms, 12 hex>-<64 random bits>``: sorts by creation time, safe as a file name."""
     return f"{time.time_ns() // 1_000_000:012x}-{secrets.token_hex(8)}"
+
+
+def encode_envelope(envelope: dict[str, Any]) -> bytes:
+    """The on-disk form of an envelope (UTF-8 JSON); cheap enough for the reactor thread."""
+    return json.dumps(envelope, indent=1, ensure_ascii=False).encode() + b"\n"
+
+
+def is_queue_id(text: str) -> bool:
+    return _ID_RE.fullmatch(text) is not None
 
 
 def _check_id(queue_id: str) -> str:
@@ -110,8 +124,7 @@ class QueueSpool:
                     for address in recipients
                 ],
             }
-            data = json.dumps(envelope, indent=1, ensure_ascii=False).encode() + b"\n"
-            write_file_atomic(self.envelope_path(queue_id), data)
+            write_file_atomic(self.envelope_path(queue_id), encode_envelope(envelope))
         except BaseException:
             self.envelope_path(queue_id).unlink(missing_ok=True)
             message.unlink(missing_ok=True)
@@ -132,6 +145,31 @@ class QueueSpool:
         """The envelope of entry ``queue_id``."""
         with open(self.envelope_path(queue_id), "rb") as fh:
             return json.load(fh)
+
+    def save(self, queue_id: str, data: bytes) -> bool:
+        """Atomically replace the envelope of ``queue_id`` with ``data`` (see encode_envelope).
+
+        Returns False, writing nothing, when the entry no longer exists (it was deleted): a late
+        state change must never resurrect an envelope whose message is gone.
+        """
+        if not self.message_path(queue_id).exists():
+            return False
+        write_file_atomic(self.envelope_path(queue_id), data)
+        return True
+
+    def delete(self, queue_id: str) -> bool:
+        """Remove entry ``queue_id`` durably; False if it did not exist."""
+        envelope = self.envelope_path(queue_id)
+        try:
+            envelope.unlink()
+        except FileNotFoundError:
+            existed = False
+        else:
+            existed = True
+        self.message_path(queue_id).unlink(missing_ok=True)
+        if existed:
+            fsync_dir(self._dir)
+        return existed
 
     def recover(self) -> list[str]:
         """Delete what an interrupted enqueue left behind; returns the ids of removed entries.
