@@ -1,0 +1,340 @@
+"""The servers under test, each a throwaway instance on 127.0.0.1 high ports under the bench's
+work directory, started as child processes and stopped by their PID.
+
+Every peer delivers to the same recipient, ``bench@bench.example``, and exposes the Maildir
+where that recipient's mail lands so the bench can check what really arrived.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DOMAIN = "bench.example"
+USER = "bench"
+RECIPIENT = f"{USER}@{DOMAIN}"
+PASSWORD = "bench-password-1"
+HERE = Path(__file__).resolve().parent
+
+POSTFIX_MASTER = "/usr/lib/postfix/sbin/master"
+POSTFIX_SERVICES = """\
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_banner(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Wait until the server on ``port`` sends its 220 greeting (or fail if it died)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with status {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                if sock.recv(512).startswith(b"220"):
+                    sock.sendall(b"QUIT\r\n")
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"no SMTP greeting on port {port} within {timeout:.0f} s")
+
+
+def stop_process(process: subprocess.Popen | None, timeout: float = 20.0) -> None:
+    """SIGTERM by PID, then SIGKILL by PID if it does not exit in time."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+@dataclass
+class Peer:
+    """A started server: what the bench needs to drive it and to account for it."""
+
+    name: str
+    work: Path
+    durable: bool = True  # 250 only after fsync
+    ports: dict[str, int] = field(default_factory=dict)  # "mx" / "submission" -> port
+    maildir: Path | None = None  # the recipient's Maildir root (None: mail is discarded)
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    note: str = ""
+
+    def pids(self, kind: str = "mx") -> list[int]:
+        """Roots of the process trees whose CPU and memory count for a ``kind`` workload."""
+        return [p.pid for p in self.processes if p.poll() is None]
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in self.processes)
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            stop_process(process)
+
+    def spawn(self, args: list[str], log_name: str, **kwargs) -> subprocess.Popen:
+        log = open(self.work / log_name, "ab")  # noqa: SIM115 (kept by the child)
+        try:
+            process = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **kwargs
+            )
+        finally:
+            log.close()
+        self.processes.append(process)
+        return process
+
+
+class MailsuitePeer(Peer):
+    """``twistd -n mailsuite`` from this interpreter's venv; user added with mailsuite-admin."""
+
+    def __init__(self, work: Path, cert: Path, key: Path) -> None:
+        super().__init__("mailsuite", work)
+        self.cert, self.key = cert, key
+
+    def start(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        data = self.work / "data"
+        self.ports = {"mx": free_port(), "submission": free_port()}
+        config = self.work / "mailsuite.toml"
+        config.write_text(
+            f'[server]\nhostname = "mailsuite.{DOMAIN}"\n'
+            f'[tls]\ncert_file = "{self.cert}"\nkey_file = "{self.key}"\n'
+            f'[smtp]\nlisten = ["127.0.0.1:{self.ports["mx"]}"]\n'
+            f'[submission]\nlisten = ["127.0.0.1:{self.ports["submission"]}"]\n'
+            + "".join(
+                f"[{role}]\nlisten = []\n"
+                for role in ("submissions", "imap", "imaps", "pop3", "pop3s")
+            )
+        )
+        admin = [sys.executable, "-m", "mailsuite.admin", "--config", str(config)]
+        admin += ["--data-dir", str(data)]
+        for args, stdin in (
+            (["domain", "add", DOMAIN], None),
+            (["user", "add", RECIPIENT, "--password-stdin"], PASSWORD + "\n"),
+        ):
+            subprocess.run(
+                admin + args, input=stdin, text=True, check=True, capture_output=True, timeout=60
+            )
+        twistd = str(Path(sys.executable).with_name("twistd"))
+        args = [twistd, "-n", "--pidfile=", "mailsuite", "--config", str(config)]
+        process = self.spawn(args + ["--data-dir", str(data)], "twistd.log", cwd=self.work)
+        wait_for_banner(self.ports["mx"], process)
+        self.maildir = data / "mail" / DOMAIN / USER
+
+
+class PostfixPeer(Peer):
+    """A private Postfix (own config and queue directories) delivering with virtual(8) into a
+    Maildir, with a submission service that authenticates through a private Dovecot's auth
+    socket (Postfix has no SASL of its own)."""
+
+    def __init__(self, work: Path, cert: Path, key: Path, password_hash: str) -> None:
+        super().__init__("postfix", work)
+        self.cert, self.key, self.password_hash = cert, key, password_hash
+        self.note = "250 = queued (fsync'ed); delivery to Maildir follows asynchronously"
+        self.dovecot: subprocess.Popen | None = None
+        self.master: subprocess.Popen | None = None
+
+    def pids(self, kind: str = "mx") -> list[int]:
+        """Dovecot's auth service counts only where it works: for submission."""
+        wanted = [self.master] + ([self.dovecot] if kind == "submission" else [])
+        return [p.pid for p in wanted if p is not None and p.poll() is None]
+
+    def start(self) -> None:
+        owner = pwd.getpwnam("postfix")
+        conf, queue, data, mail = (self.work / d for d in ("conf", "queue", "data", "mail"))
+        for directory in (conf, queue, data, mail):
+            directory.mkdir(parents=True, exist_ok=True)
+        for directory in (data, mail):
+            os.chown(directory, owner.pw_uid, owner.pw_gid)
+        auth_socket = self._start_dovecot()
+        self.ports = {"mx": free_port(), "submission": free_port()}
+        (conf / "vmailbox").write_text(f"{RECIPIENT} {DOMAIN}/{USER}/\n")
+        (conf / "logins").write_text(f"{RECIPIENT} {RECIPIENT}\n")
+        (conf / "main.cf").write_text(
+            f"""\
+compatibility_level = 3.6
+queue_directory = {queue}
+data_directory = {data}
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = {self.work}/maillog
+maillog_file_prefixes = {self.work}
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = postfix.{DOMAIN}
+mydomain = {DOMAIN}
+myorigin = $myhostname
+mydestination =
+local_recipient_maps =
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+virtual_mailbox_domains = {DOMAIN}
+virtual_mailbox_base = {mail}
+virtual_mailbox_maps = texthash:{conf}/vmailbox
+virtual_uid_maps = static:{owner.pw_uid}
+virtual_gid_maps = static:{owner.pw_gid}
+virtual_minimum_uid = {min(owner.pw_uid, 100)}
+smtpd_tls_cert_file = {self.cert}
+smtpd_tls_key_file = {self.key}
+smtpd_tls_security_level = may
+smtpd_tls_auth_only = yes
+smtpd_sender_login_maps = texthash:{conf}/logins
+biff = no
+"""
+        )
+        (conf / "master.cf").write_text(
+            f"127.0.0.1:{self.ports['mx']} inet n - n - - smtpd\n"
+            f"127.0.0.1:{self.ports['submission']} inet n - n - - smtpd\n"
+            "  -o syslog_name=postfix/submission\n"
+            "  -o smtpd_tls_security_level=encrypt\n"
+            "  -o smtpd_sasl_auth_enable=yes\n"
+            "  -o smtpd_sasl_type=dovecot\n"
+            f"  -o smtpd_sasl_path={auth_socket}\n"
+            "  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n"
+            "  -o smtpd_sender_restrictions=reject_sender_login_mismatch\n"
+            "  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject\n" + POSTFIX_SERVICES
+        )
+        # `postfix check` creates the queue directory tree with Postfix's own owners and modes.
+        subprocess.run(
+            ["postfix", "-c", str(conf), "check"], check=True, capture_output=True, timeout=60
+        )
+        # A session of its own: on SIGTERM the master kills its process group, not ours.
+        self.master = self.spawn(
+            [POSTFIX_MASTER, "-c", str(conf), "-d"], "master.out", start_new_session=True
+        )
+        wait_for_banner(self.ports["mx"], self.master)
+        wait_for_banner(self.ports["submission"], self.master)
+        self.maildir = mail / DOMAIN / USER
+
+    def _start_dovecot(self) -> Path:
+        """Dovecot with no mail protocols: only its auth service, for Postfix's SASL."""
+        base = self.work / "dovecot"
+        for sub in ("run", "state"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        passwd = base / "passwd"
+        # The same argon2id hash (same parameters) that mailsuite verifies.
+        passwd.write_text(f"{RECIPIENT}:{{ARGON2ID}}{self.password_hash}\n")
+        socket_path = base / "auth-client"
+        config = base / "dovecot.conf"
+        config.write_text(
+            f"""\
+protocols =
+listen = 127.0.0.1
+base_dir = {base}/run
+state_dir = {base}/state
+log_path = {base}/dovecot.log
+default_internal_user = dovecot
+default_internal_group = dovecot
+default_login_user = dovenull
+ssl = no
+auth_mechanisms = plain login
+passdb {{
+  driver = passwd-file
+  args = {passwd}
+}}
+userdb {{
+  driver = static
+  args = uid=dovecot gid=dovecot home=/nonexistent
+}}
+service auth {{
+  unix_listener {socket_path} {{
+    mode = 0660
+    user = postfix
+    group = postfix
+  }}
+}}
+"""
+        )
+        self.dovecot = process = self.spawn(["dovecot", "-F", "-c", str(config)], "dovecot.out")
+        end = time.monotonic() + 30
+        while not socket_path.exists():
+            if process.poll() is not None or time.monotonic() > end:
+                raise RuntimeError(f"dovecot did not start: see {self.work / 'dovecot.out'}")
+            time.sleep(0.1)
+        return socket_path
+
+
+class AiosmtpdPeer(Peer):
+    """aiosmtpd with the fsync'ing Maildir handler of aiosmtpd_maildir.py."""
+
+    def __init__(self, work: Path, tools_python: Path) -> None:
+        super().__init__("aiosmtpd", work)
+        self.tools_python = tools_python
+
+    def start(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.ports = {"mx": free_port()}
+        self.maildir = self.work / "Maildir"
+        script = str(HERE / "aiosmtpd_maildir.py")
+        args = [str(self.tools_python), script, str(self.ports["mx"]), str(self.maildir)]
+        wait_for_banner(self.ports["mx"], self.spawn(args, "aiosmtpd.log"))
+
+
+class TwistedMailPeer(Peer):
+    """Stock ``twistd mail`` with a Maildir domain, through the str/bytes-patching launcher."""
+
+    def __init__(self, work: Path) -> None:
+        super().__init__("twisted-mail", work, durable=False)
+        self.note = "stock Twisted Maildir delivery never fsyncs: not durable"
+
+    def start(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.ports = {"mx": free_port()}
+        domain_dir = self.work / "domain"
+        args = [sys.executable, str(HERE / "twisted_mail_launcher.py"), "-n", "--pidfile="]
+        args += ["mail", "-E", "-H", f"twisted.{DOMAIN}"]
+        args += [f"--maildirdbmdomain={DOMAIN}={domain_dir}"]
+        args += [f"--user={USER}={PASSWORD}", "--no-pop3", "-s"]
+        args += [f"tcp:{self.ports['mx']}:interface=127.0.0.1"]
+        wait_for_banner(self.ports["mx"], self.spawn(args, "twistd.log", cwd=self.work))
+        self.maildir = domain_dir / USER
+
+
+class SinkPeer(Peer):
+    """Postfix's smtp-sink: answers 250 and discards; the protocol ceiling of this machine."""
+
+    def __init__(self, work: Path) -> None:
+        super().__init__("smtp-sink", work, durable=False)
+        self.note = "discards every message: protocol ceiling"
+
+    def start(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.ports = {"mx": free_port()}
+        args = ["smtp-sink", "-u", "postfix", "-h", f"sink.{DOMAIN}"]
+        args += [f"127.0.0.1:{self.ports['mx']}", "256"]
+        wait_for_banner(self.ports["mx"], self.spawn(args, "smtp-sink.log"))

@@ -1,0 +1,143 @@
+"""Turns the list of measured runs into medians, ratios against mailsuite, target checks and a
+plain-text table."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+
+BASE = "mailsuite"
+
+# (workload key, peer, minimum ratio mailsuite/peer of durable acceptance rate): issue 6.
+TARGETS = [
+    ("mx-1k-c32", "postfix", 2.5),
+    ("mx-1k-c32", "aiosmtpd", 1.5),
+    ("mx-1k-c1", "postfix", 1.2),
+    ("mx-64k-c32", "postfix", 1.2),
+    ("sub-1k-c8", "postfix", 1.0),
+    ("sub-64k-c8", "postfix", 1.0),
+]
+PSS_TARGET_MB = 30.0
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """One row per (workload, peer) with medians over rounds, in first-seen order."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for run in runs:
+        groups[(run["workload"], run["peer"])].append(run)
+    rows = []
+    for (workload, peer), group in groups.items():
+        rates = [r["accept_rate"] for r in group]
+        delivered = [r["delivered_rate"] for r in group]
+        rows.append(
+            {
+                "workload": workload,
+                "peer": peer,
+                "rounds": len(group),
+                "accept_rate": statistics.median(rates),
+                "accept_min": min(rates),
+                "accept_max": max(rates),
+                "delivered_rate": statistics.median(delivered),
+                "server_cpu": statistics.median(r["server_cpu"] for r in group),
+                "server_system_cpu": statistics.median(
+                    r.get("server_system_cpu", 0.0) for r in group
+                ),
+                "cpu_ms_per_msg": statistics.median(r["cpu_ms_per_msg"] for r in group),
+                "client_cpu": statistics.median(r["client_cpu"] for r in group),
+                "peak_pss_mb": max(r["peak_pss_mb"] for r in group),
+                "counted": min(r["counted"] for r in group),
+                "total": group[0]["total"],
+                "durable": group[0]["durable"],
+                "ceiling": group[0].get("ceiling", False),
+            }
+        )
+    by_key = {(row["workload"], row["peer"]): row for row in rows}
+    for row in rows:
+        base = by_key.get((row["workload"], BASE))
+        row["ratio"] = _ratio(base, row, "accept_rate")
+        row["ratio_delivered"] = _ratio(base, row, "delivered_rate")
+    return rows
+
+
+def _ratio(base: dict | None, row: dict, key: str) -> float | None:
+    if base is None or row["peer"] == BASE or not row[key]:
+        return None
+    return base[key] / row[key]
+
+
+def check_targets(rows: list[dict]) -> list[dict]:
+    by_key = {(row["workload"], row["peer"]): row for row in rows}
+    checks = []
+    for workload, peer, minimum in TARGETS:
+        row = by_key.get((workload, peer))
+        ratio = row["ratio"] if row else None
+        checks.append(
+            {
+                "target": f"{workload}: mailsuite >= {minimum}x {peer}",
+                "measured": ratio,
+                "delivered_ratio": row["ratio_delivered"] if row else None,
+                "met": None if ratio is None else ratio >= minimum,
+            }
+        )
+    pss = [row["peak_pss_mb"] for row in rows if row["peer"] == BASE]
+    checks.append(
+        {
+            "target": f"mailsuite peak PSS < {PSS_TARGET_MB:.0f} MB",
+            "measured": max(pss) if pss else None,
+            "met": (max(pss) < PSS_TARGET_MB) if pss else None,
+        }
+    )
+    return checks
+
+
+def _num(value: float | None, fmt: str = "{:.2f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def table(rows: list[dict]) -> str:
+    header = (
+        "workload", "peer", "msgs/s (median)", "[min-max]", "delivered/s", "ms/peer",
+        "srv CPU s", "(sys)", "CPU ms/msg", "peak PSS MB", "client CPU s", "counted",
+    )  # fmt: skip
+    lines = [header]
+    for row in rows:
+        mark = "" if row["durable"] else " *"
+        lines.append(
+            (
+                row["workload"],
+                row["peer"] + mark,
+                f"{row['accept_rate']:.0f}",
+                f"[{row['accept_min']:.0f}-{row['accept_max']:.0f}]",
+                f"{row['delivered_rate']:.0f}",
+                _num(row["ratio"]),
+                f"{row['server_cpu']:.1f}",
+                "-" if row["ceiling"] else f"{row['server_system_cpu']:.1f}",
+                f"{row['cpu_ms_per_msg']:.2f}",
+                "-" if row["ceiling"] else f"{row['peak_pss_mb']:.1f}",
+                "-" if row["ceiling"] else f"{row['client_cpu']:.1f}",
+                f"{row['counted']}/{row['total']}",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
+    for n, line in enumerate(lines):
+        out.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        if n == 0:
+            out.append("  ".join("-" * width for width in widths))
+    out.append(
+        "* not durable (no fsync before 250). smtp-sink and the fsync ceilings are bounds, not"
+        " peers; srv CPU of a ceiling is its own loop's."
+    )
+    return "\n".join(out)
+
+
+def targets_text(checks: list[dict]) -> str:
+    out = []
+    for check in checks:
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[check["met"]]
+        measured = _num(check["measured"])
+        extra = ""
+        if check.get("delivered_ratio") is not None:
+            extra = f" (in-Maildir ratio {check['delivered_ratio']:.2f})"
+        out.append(f"  {check['target']}: {measured}{extra} -> {verdict}")
+    return "\n".join(out)

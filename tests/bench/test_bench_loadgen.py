@@ -1,0 +1,116 @@
+"""The benchmark's load generator and report, against an in-process mailsuite: every message it
+counts as accepted must really be in the recipient's Maildir (no timing assertions)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+from conftest import PASSWORD
+
+BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while decorating
+    spec.loader.exec_module(module)
+    return module
+
+
+loadgen = _load("loadgen")
+report = _load("report")
+
+
+def _tokens(messages: list[bytes]) -> set[str]:
+    found = set()
+    for message in messages:
+        match = re.search(rb"X-Bench-Token: (\S+)", message)
+        if match:
+            found.add(match.group(1).decode())
+    return found
+
+
+def test_mx_load_is_all_delivered(suite):
+    spec = loadgen.LoadSpec(
+        port=suite.port("smtp"),
+        total=20,
+        concurrency=3,
+        size=2048,
+        recipient="alice@example.com",
+        sender="sender@remote.example",
+        token_prefix="t",
+        reply_timeout=10,
+        deadline=30,
+    )
+    result = asyncio.run(loadgen.run_load(spec))
+    assert result.failed == 0, result.errors
+    assert sorted(result.accepted) == [f"t-{i:07d}" for i in range(20)]
+    assert result.sessions == 2  # 10 messages per session
+    messages = suite.messages("alice@example.com")
+    assert _tokens(messages) == set(result.accepted)
+    assert all(len(m) >= 2048 - 300 for m in messages)
+
+
+def test_submission_load_uses_starttls_and_auth(suite):
+    spec = loadgen.LoadSpec(
+        port=suite.port("submission"),
+        total=4,
+        concurrency=2,
+        size=1024,
+        recipient="bob@example.com",
+        sender="alice@example.com",
+        token_prefix="s",
+        starttls=True,
+        username="alice@example.com",
+        password=PASSWORD,
+        per_session=2,
+        reply_timeout=10,
+        deadline=30,
+    )
+    result = asyncio.run(loadgen.run_load(spec))
+    assert result.failed == 0, result.errors
+    messages = suite.messages("bob@example.com")
+    assert _tokens(messages) == set(result.accepted) == {f"s-{i:07d}" for i in range(4)}
+    assert all(b"ESMTPSA" in m for m in messages)  # submitted over TLS, authenticated
+
+
+def test_refused_messages_are_not_counted(suite):
+    spec = loadgen.LoadSpec(
+        port=suite.port("smtp"),
+        total=3,
+        concurrency=1,
+        size=1024,
+        recipient="nobody@example.com",
+        sender="sender@remote.example",
+        token_prefix="x",
+        reply_timeout=10,
+        deadline=30,
+    )
+    result = asyncio.run(loadgen.run_load(spec))
+    assert result.accepted == [] and result.failed == 3
+    assert "RCPT" in result.errors[0]
+
+
+def test_report_ratios_and_targets():
+    def run(peer, rate, pss=20.0):
+        return {
+            "workload": "mx-1k-c32", "peer": peer, "accept_rate": rate, "delivered_rate": rate,
+            "server_cpu": 1.0, "cpu_ms_per_msg": 1.0, "client_cpu": 0.5, "peak_pss_mb": pss,
+            "counted": 10, "total": 10, "durable": True,
+        }  # fmt: skip
+
+    runs = [run("mailsuite", 300), run("mailsuite", 500), run("mailsuite", 400, 35.0)]
+    runs += [run("postfix", 100), run("postfix", 200)]
+    rows = report.summarise(runs)
+    postfix = next(r for r in rows if r["peer"] == "postfix")
+    assert postfix["ratio"] == 400 / 150
+    checks = {c["target"]: c for c in report.check_targets(rows)}
+    assert checks["mx-1k-c32: mailsuite >= 2.5x postfix"]["met"] is True
+    assert checks["mx-1k-c32: mailsuite >= 1.5x aiosmtpd"]["met"] is None
+    assert checks["mailsuite peak PSS < 30 MB"]["met"] is False
+    assert "mx-1k-c32" in report.table(rows)
