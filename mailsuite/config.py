@@ -37,6 +37,7 @@ class ListenAddress:
 class Config:
     hostname: str
     data_dir: Path
+    syncfs: bool
     tls_cert_file: Path | None
     tls_key_file: Path | None
     smtp_listen: tuple[ListenAddress, ...]
@@ -229,6 +230,7 @@ _Parser = Callable[[str, Any], Any]
 SCHEMA: dict[str, tuple[str, _Parser, Any]] = {
     "server.hostname": ("hostname", _string, ""),
     "server.data_dir": ("data_dir", _string, "./mailsuite-data"),
+    "server.syncfs": ("syncfs", _bool, True),
     "tls.cert_file": ("tls_cert_file", _optional_path, ""),
     "tls.key_file": ("tls_key_file", _optional_path, ""),
     "smtp.listen": ("smtp_listen", _listen_list, ["127.0.0.1:2525"]),

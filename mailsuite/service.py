@@ -5,16 +5,20 @@ from __future__ import annotations
 import os
 
 from twisted.application.service import MultiService, Service
+from twisted.internet import threads
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
 
 from mailsuite.accounts.cred import make_portal
 from mailsuite.accounts.database import SQLiteUserDatabase
 from mailsuite.accounts.service import AccountService
 from mailsuite.config import Config, ListenAddress
 from mailsuite.imap.server import IMAPContext, IMAPFactory, IMAPLimits
+from mailsuite.memory import limit_malloc_caching
 from mailsuite.pop3.server import POP3Context, POP3Factory
 from mailsuite.queue.scheduler import make_scheduler
 from mailsuite.queue.spool import QueueSpool
@@ -27,6 +31,9 @@ from mailsuite.store.maildir import MaildirStore
 from mailsuite.tls import certificate_fingerprint, ensure_certificate, server_context_factory
 
 log = Logger(namespace="mailsuite")
+
+# Password verifications at once: argon2 is CPU-bound, so more threads than cores only add memory.
+HASH_THREADS = max(2, os.cpu_count() or 2)
 
 
 class ListenerService(Service):
@@ -89,7 +96,8 @@ class MailSuite(MultiService):
         )
         self.tls_options = server_context_factory(cert, key)
         self.database = SQLiteUserDatabase(config.db_path)
-        self.accounts = AccountService(self.database)
+        self.hash_pool = _hash_pool()
+        self.accounts = AccountService(self.database, hash_pool=self.hash_pool)
         self.store = MaildirStore(config.mail_dir, config.hostname)
         self.queue = QueueSpool(config.queue_dir)
         self.smtp_context = SMTPContext(
@@ -104,7 +112,7 @@ class MailSuite(MultiService):
             ),
             accounts=self.accounts,
             portal=make_portal(self.accounts),
-            router=MessageRouter(self.store, self.queue),
+            router=MessageRouter(self.store, self.queue, use_syncfs=config.syncfs),
             throttle=AuthThrottle(config.auth_failure_delay, config.auth_max_delay),
             spool_dir=config.spool_dir,
             tls_options=self.tls_options,
@@ -176,7 +184,20 @@ class MailSuite(MultiService):
 
         # Hashing, SQLite and fsync all run in the reactor's pool: give it room for bursts.
         reactor.suggestThreadPoolSize(max(10, (os.cpu_count() or 2) * 4))
+        limit_malloc_caching()
+        if self.hash_pool.joined:  # started again after a stop (tests restart the suite)
+            self.hash_pool = _hash_pool()
+            self.accounts.hash_pool = self.hash_pool
+        self.hash_pool.start()
         super().startService()
+
+    def stopService(self) -> Deferred:
+        # Listeners and sessions stop first; then the commit thread finishes its last batch.
+        d = maybeDeferred(super().stopService)
+        d.addBoth(lambda _: threads.deferToThread(self.smtp_context.router.close))
+        pool = self.hash_pool
+        d.addBoth(lambda _: threads.deferToThread(pool.stop) if pool.started else None)
+        return d
 
     def listening_port(self, role: str) -> int:
         """The bound port of the first listener of ``role`` (tests bind port 0)."""
@@ -184,6 +205,10 @@ class MailSuite(MultiService):
             if isinstance(service, ListenerService) and service.role == role and service.port:
                 return service.port.getHost().port
         raise KeyError(role)
+
+
+def _hash_pool() -> ThreadPool:
+    return ThreadPool(minthreads=0, maxthreads=HASH_THREADS, name="mailsuite-auth")
 
 
 def make_service(config: Config) -> MailSuite:

@@ -1,8 +1,10 @@
 """The user database: domains, users with password hashes, aliases; and recipient resolution.
 
 The API is synchronous and thread-safe: the server calls it from a thread pool (see service.py)
-and the admin CLI calls it directly, possibly at the same time from another process. Nothing is
-cached, so a change made by the CLI is seen by the running server at its next lookup.
+and the admin CLI calls it directly, possibly at the same time from another process. Every
+committed change also appends a byte to a small "changes" file beside the database, so a running
+server can tell with one stat() that its cached lookups are stale (``generation()``): a change
+made by the CLI is seen by the server at its next lookup.
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ _log = Logger()
 # whole expansion and 100 for depth; a hand-written alias table never comes near these).
 MAX_ALIAS_DEPTH = 10
 MAX_ALIAS_LOOKUPS = 1000
+# The changes file grows by one byte per committed change; past this size it is replaced by a
+# fresh (empty) file, whose new inode still tells readers that something changed.
+_CHANGES_FILE_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,12 @@ class IUserDatabase(Interface):
     def owns_address(user: str, sender: str) -> bool:
         """Whether ``user`` may send as ``sender``: its own address or an alias reaching it."""
 
+    def generation() -> object:
+        """A token that changes whenever a committed change may alter a lookup's answer.
+
+        Cheap and non-blocking (safe on the reactor thread): callers cache answers under it.
+        """
+
 
 @dataclass
 class _Expansion:
@@ -188,6 +199,8 @@ class SQLiteUserDatabase:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
+        self._changes = self.path.with_name(self.path.name + "-changes")
+        self._wal = self.path.with_name(self.path.name + "-wal")
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Create the file private before SQLite does: its -wal and -shm files copy these modes.
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
@@ -236,6 +249,41 @@ class SQLiteUserDatabase:
                 conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        if mode == "IMMEDIATE":
+            self._note_change()
+
+    def _note_change(self) -> None:
+        """Tell readers' caches (generation()) that a change was committed; never fails."""
+        try:
+            fd = os.open(self._changes, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, b".")
+                size = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+            if size > _CHANGES_FILE_LIMIT:
+                fresh = self._changes.with_name(self._changes.name + ".new")
+                fresh.unlink(missing_ok=True)
+                os.close(os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                os.replace(fresh, self._changes)
+        except OSError as exc:
+            # A cache-invalidation hint only (the change itself is committed): the WAL's own
+            # size and time in generation() still catch most changes.
+            _log.warn("could not record a change in {path}: {error}", path=self._changes, error=exc)
+
+    def generation(self) -> object:
+        """Identity, size and time of the changes file and of the WAL: two stat() calls."""
+        token: list[object] = []
+        for path in (self._changes, self._wal):
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                token.append(None)
+            except OSError:
+                return object()  # unknown: equal to nothing, so nothing is served from cache
+            else:
+                token.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(token)
 
     def close(self) -> None:
         with self._lock:
@@ -310,6 +358,7 @@ class SQLiteUserDatabase:
         cursor = self._connection().execute(sql, (value, mailbox))
         if cursor.rowcount == 0:
             raise UnknownUser(mailbox)
+        self._note_change()
 
     def set_password_hash(self, address: str, password_hash: str) -> None:
         self._update_user(
@@ -324,6 +373,7 @@ class SQLiteUserDatabase:
         cursor = self._connection().execute("DELETE FROM users WHERE address = ?", (mailbox,))
         if cursor.rowcount == 0:
             raise UnknownUser(mailbox)
+        self._note_change()
 
     _USER_COLUMNS = "address, password_hash, enabled, created"
 
@@ -395,6 +445,7 @@ class SQLiteUserDatabase:
             cursor = conn.execute("DELETE FROM aliases WHERE source = ?", (src,))
             if cursor.rowcount == 0:
                 raise UnknownAlias(src)
+            self._note_change()
             return
         # The stored spelling depends on whether the target's domain was local when it was
         # added, so accept either normalization.
@@ -410,6 +461,7 @@ class SQLiteUserDatabase:
         )
         if cursor.rowcount == 0:
             raise UnknownAlias(src, min(candidates))
+        self._note_change()
 
     def list_aliases(self, domain: str | None = None) -> list[Alias]:
         with self._transaction("DEFERRED") as conn:

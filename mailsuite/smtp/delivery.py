@@ -1,22 +1,26 @@
 """Routing of an accepted message: local mailboxes through the MDA, the rest into the queue.
 
-All of it runs in one worker thread job per message, and the SMTP server answers 250 only when
-that job has returned: by then the message file is fsync'ed and linked (directory fsync'ed) into
-every local Maildir and, for remote recipients, into the durable queue.
+Messages are committed in batches by one thread (committer.CommitQueue), and the SMTP server
+answers 250 only when the message's batch is done: by then the message file is durable and linked
+(directory durable) into every local Maildir and, for remote recipients, into the durable queue.
+A batch costs two journal commits whatever its size: one for the message files, one for their new
+names (safeio.sync_paths: syncfs(2), or an fsync of each when ``use_syncfs`` is off).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from twisted.internet import threads
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from mailsuite.queue.spool import QueueSpool
+from mailsuite.smtp.committer import CommitQueue
 from mailsuite.store.incoming import IncomingMessage
 from mailsuite.store.maildir import MaildirStore
+from mailsuite.store.safeio import sync_paths
 
 log = Logger(namespace="mailsuite.smtp")
 
@@ -45,12 +49,17 @@ class CommitResult:
     queue_id: str | None
 
 
+Job = tuple[IncomingMessage, Envelope, str]  # the message, where it goes, its id
+
+
 class MessageRouter:
     """Makes an accepted message durable at every destination of its envelope."""
 
-    def __init__(self, store: MaildirStore, queue: QueueSpool) -> None:
+    def __init__(self, store: MaildirStore, queue: QueueSpool, use_syncfs: bool = True) -> None:
         self._store = store
         self._queue = queue
+        self._use_syncfs = use_syncfs
+        self._committer = CommitQueue(self.commit_batch, name="mailsuite-commit")
         # Called on the reactor thread with the local addresses of each committed delivery
         # (IMAP IDLE uses it to wake sessions at once instead of waiting for its poll).
         self.observers: list[Callable[[tuple[str, ...]], None]] = []
@@ -60,8 +69,12 @@ class MessageRouter:
 
     def commit(self, incoming: IncomingMessage, envelope: Envelope, message_id: str) -> Deferred:
         """Deferred[CommitResult], fired once everything is on disk."""
-        d = threads.deferToThread(self.commit_sync, incoming, envelope, message_id)
+        d = self._committer.submit((incoming, envelope, message_id))
         return d.addCallback(self._notify, tuple(envelope.mailboxes))
+
+    def close(self) -> None:
+        """Finish the commits under way and end the commit thread (blocks: call in a thread)."""
+        self._committer.stop()
 
     def _notify(self, result: CommitResult, mailboxes: tuple[str, ...]) -> CommitResult:
         for observer in self.observers if mailboxes else ():
@@ -79,17 +92,72 @@ class MessageRouter:
     def commit_sync(
         self, incoming: IncomingMessage, envelope: Envelope, message_id: str
     ) -> CommitResult:
+        """One message on its own (a batch of one); raises what its commit raised."""
+        [result] = self.commit_batch([(incoming, envelope, message_id)])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def commit_batch(self, jobs: Sequence[Job]) -> list[CommitResult | Exception]:
+        """Make every job durable; one result or exception per job, in order (worker thread).
+
+        1. write out each spool file, 2. sync them all, 3. link each into its Maildirs (and
+        queue the remote part: the queue syncs its own entries), 4. sync the new/ directories,
+        5. remove the spool names. A failure of one job fails that job only; a failed sync
+        fails every job it covered. A job that fails after a link was made may leave that copy
+        delivered: the client, never told 250, sends again (a duplicate, never a loss).
+        """
+        results: list[CommitResult | Exception | None] = [None] * len(jobs)
+        # For a lone message, fsync of its file and directory is a little cheaper than syncfs.
+        use_syncfs = self._use_syncfs and len(jobs) > 1
         try:
-            path = incoming.finalize()
-            keys = tuple(self._store.deliver_file(path, box) for box in envelope.mailboxes)
-            queue_id = None
-            if envelope.remote:
-                queue_id = self._queue.enqueue_file(
-                    path,
-                    envelope.sender,
-                    envelope.remote,
-                    {"message_id": message_id, "body_offset": envelope.body_offset},
-                )
-            return CommitResult(keys, queue_id)
+            spooled: dict[int, Path] = {}
+            for i, (incoming, _, _) in enumerate(jobs):
+                try:
+                    spooled[i] = incoming.finalize(sync=False)
+                except Exception as exc:
+                    results[i] = exc
+            try:
+                sync_paths(files=spooled.values(), use_syncfs=use_syncfs)
+            except OSError as exc:
+                for i in spooled:
+                    results[i] = exc
+                spooled.clear()
+            new_dirs: dict[Path, None] = {}
+            for i, path in spooled.items():
+                _, envelope, message_id = jobs[i]
+                try:
+                    results[i] = self._place(path, envelope, message_id, new_dirs)
+                except Exception as exc:
+                    results[i] = exc
+            if new_dirs:
+                try:
+                    sync_paths(directories=new_dirs, use_syncfs=use_syncfs)
+                except OSError as exc:
+                    for i, result in enumerate(results):
+                        if isinstance(result, CommitResult) and result.maildir_keys:
+                            results[i] = exc
         finally:
-            incoming.remove()
+            for incoming, _, _ in jobs:
+                try:
+                    incoming.remove()
+                except OSError:
+                    log.failure("could not remove a spool file")
+        return [r if r is not None else RuntimeError("not committed") for r in results]
+
+    def _place(
+        self, path: Path, envelope: Envelope, message_id: str, new_dirs: dict[Path, None]
+    ) -> CommitResult:
+        keys = []
+        for box in envelope.mailboxes:
+            keys.append(self._store.deliver_file(path, box, sync=False))
+            new_dirs[self._store.new_dir(box)] = None
+        queue_id = None
+        if envelope.remote:
+            queue_id = self._queue.enqueue_file(
+                path,
+                envelope.sender,
+                envelope.remote,
+                {"message_id": message_id, "body_offset": envelope.body_offset},
+            )
+        return CommitResult(tuple(keys), queue_id)

@@ -14,8 +14,8 @@ job must call ``remove()`` when it is done, also on failure.
 
 from __future__ import annotations
 
+import itertools
 import os
-import secrets
 import threading
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +23,9 @@ from typing import BinaryIO
 DEFAULT_MEMORY_LIMIT = 256 * 1024
 
 _SUFFIX = ".incoming"
+_SEQUENCE = itertools.count()
+# Spool directories already created by this process (saves a mkdir per message).
+_known_spools: set[Path] = set()
 
 # States of an IncomingMessage.
 _RECEIVING = "receiving"
@@ -101,21 +104,35 @@ class IncomingMessage:
         self._buffer = bytearray()
 
     def _create_file(self) -> BinaryIO:
-        self._spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self._spool_dir not in _known_spools:
+            self._spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _known_spools.add(self._spool_dir)
+        recreated = False
         while True:
-            path = self._spool_dir / f"{secrets.token_hex(12)}{_SUFFIX}"
+            # Unique within this process by the counter, across processes by the pid; O_EXCL
+            # catches whatever a crashed earlier process left behind (clean_spool removes it).
+            path = self._spool_dir / f"{os.getpid()}-{next(_SEQUENCE)}{_SUFFIX}"
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
                 continue
+            except FileNotFoundError:
+                # The spool directory was removed behind our back: create it again, once.
+                if recreated:
+                    raise
+                recreated = True
+                self._spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                continue
             self._path = path
             return os.fdopen(fd, "wb")
 
-    def finalize(self) -> Path:
+    def finalize(self, sync: bool = True) -> Path:
         """Write out, fsync and close the spool file; return its path. Idempotent.
 
-        Runs in a worker thread (it fsyncs). Raises RuntimeError if the message was discarded,
-        OSError on I/O failure (the spool file is then removed).
+        Runs in a worker thread (it fsyncs). ``sync=False`` leaves the fsync to the caller, who
+        makes a whole batch of spool files durable at once (safeio.sync_paths). Raises
+        RuntimeError if the message was discarded, OSError on I/O failure (the spool file is
+        then removed).
         """
         with self._finalize_lock:
             with self._lock:
@@ -132,7 +149,8 @@ class IncomingMessage:
                     self._spill()
                 assert self._file is not None and self._path is not None
                 self._file.flush()
-                os.fsync(self._file.fileno())
+                if sync:
+                    os.fsync(self._file.fileno())
                 self._file.close()
                 self._file = None
             except BaseException:

@@ -32,6 +32,8 @@ _NO_LINK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.
 
 LinkFunction = Callable[[Path, Path], None]
 
+_ROOT_CACHE_SIZE = 10_000
+
 
 def split_address(address: str) -> tuple[str, str]:
     """Split and validate ``local@domain`` for use as path components; ValueError if unsafe."""
@@ -64,6 +66,9 @@ class MaildirStore:
         self._known: set[Path] = set()
         self._known_lock = threading.Lock()
         self._create_lock = threading.Lock()
+        # address -> checked root: resolve() costs a syscall per path component, and every
+        # delivery and IMAP/POP3 login asks again for the same few addresses.
+        self._roots: dict[str, Path] = {}
 
     @property
     def mail_dir(self) -> Path:
@@ -71,11 +76,17 @@ class MaildirStore:
 
     def maildir_path(self, address: str) -> Path:
         """The Maildir++ root (INBOX) of ``address``; ValueError if it is unsafe as a path."""
+        root = self._roots.get(address)
+        if root is not None:
+            return root
         local, domain = split_address(address)
         root = self._mail_dir / domain / local
         # Defence in depth: the patterns above cannot produce "..", but a symlink could lead out.
         if not root.resolve().is_relative_to(self._mail_dir):
             raise ValueError(f"maildir of {address!r} resolves outside the mail directory")
+        if len(self._roots) >= _ROOT_CACHE_SIZE:
+            self._roots.clear()  # crude bound; refilling costs one resolve() per address
+        self._roots[address] = root
         return root
 
     def ensure_maildir(self, address: str) -> Path:
@@ -102,10 +113,11 @@ class MaildirStore:
         seconds, micros = divmod(now, 1_000_000)
         return f"{seconds}.M{micros}P{self._pid}Q{counter}.{self._host},S={size}"
 
-    def deliver_file(self, source: Path, address: str) -> str:
+    def deliver_file(self, source: Path, address: str, sync: bool = True) -> str:
         """Put the fsync'ed file ``source`` into the INBOX of ``address``; return its Maildir key.
 
-        Durable on return: the new directory entry is fsync'ed.
+        Durable on return: the new directory entry is fsync'ed; with ``sync=False`` the caller
+        syncs ``new_dir(address)`` itself (once for a whole batch).
         """
         size = os.stat(source).st_size
         root = self.ensure_maildir(address)
@@ -119,8 +131,13 @@ class MaildirStore:
                 self._known.discard(root)
             root = self.ensure_maildir(address)
             name = self._place(source, root, size)
-        fsync_dir(root / "new")
+        if sync:
+            fsync_dir(root / "new")
         return name
+
+    def new_dir(self, address: str) -> Path:
+        """The ``new/`` directory of the INBOX of ``address``."""
+        return self.maildir_path(address) / "new"
 
     def _place(self, source: Path, root: Path, size: int) -> str:
         while True:

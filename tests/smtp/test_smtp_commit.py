@@ -1,0 +1,114 @@
+"""Group commit: the commit thread batches waiting messages, and a batch's failures stay with the
+jobs they belong to. Real files, a real thread and the real reactor (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+from twisted.internet.defer import DeferredList
+
+from mailsuite.memory import limit_malloc_caching
+from mailsuite.queue.spool import QueueSpool
+from mailsuite.smtp.committer import CommitQueue
+from mailsuite.smtp.delivery import CommitResult, Envelope, MessageRouter
+from mailsuite.store.incoming import IncomingMessage
+from mailsuite.store.maildir import MaildirStore
+from mailsuite.store.safeio import sync_paths
+
+
+def test_waiting_jobs_are_committed_together_and_answered_in_order(reactor_thread):
+    release = threading.Event()
+    batches: list[list[int]] = []
+
+    def process(jobs):
+        batches.append(list(jobs))
+        release.wait(10)
+        return [ValueError(job) if job == 3 else job * 10 for job in jobs]
+
+    commits = CommitQueue(process, reactor=reactor_thread.reactor)
+
+    [first] = reactor_thread.call(lambda: [commits.submit(0)])  # a list: don't wait for it
+    for _ in range(1000):  # the thread took job 0 alone and now waits for `release`
+        if batches:
+            break
+        threading.Event().wait(0.01)
+    rest = reactor_thread.call(lambda: [commits.submit(n) for n in range(1, 6)])
+    release.set()
+    outcomes = reactor_thread.call(lambda: DeferredList([first, *rest], consumeErrors=True))
+    commits.stop()
+    assert batches[0] == [0]
+    assert sorted(n for batch in batches[1:] for n in batch) == [1, 2, 3, 4, 5]
+    assert len(batches) <= 3  # the five waiting jobs did not go one by one
+    assert [value for ok, value in outcomes if ok] == [0, 10, 20, 40, 50]
+    [(ok, failure)] = [outcome for outcome in outcomes if not outcome[0]]
+    assert failure.check(ValueError) and failure.value.args == (3,)
+
+
+def test_a_batch_that_raises_fails_each_of_its_jobs(reactor_thread):
+    def process(jobs):
+        raise OSError("disk gone")
+
+    commits = CommitQueue(process, reactor=reactor_thread.reactor)
+    outcomes = reactor_thread.call(
+        lambda: DeferredList([commits.submit(n) for n in range(3)], consumeErrors=True)
+    )
+    commits.stop()
+    assert [ok for ok, _ in outcomes] == [False, False, False]
+    assert all(failure.check(OSError) for _, failure in outcomes)
+
+
+def _incoming(spool, body: bytes) -> IncomingMessage:
+    incoming = IncomingMessage(spool)
+    incoming.write(body)
+    return incoming
+
+
+@pytest.mark.parametrize("use_syncfs", [True, False], ids=["syncfs", "fsync"])
+def test_commit_batch_delivers_each_message_and_fails_only_the_bad_one(tmp_path, use_syncfs):
+    spool = tmp_path / "spool"
+    store = MaildirStore(tmp_path / "mail", "mx.example.com")
+    router = MessageRouter(store, QueueSpool(tmp_path / "queue"), use_syncfs=use_syncfs)
+    good = [_incoming(spool, f"Subject: {n}\r\n\r\nbody {n}\r\n".encode()) for n in range(3)]
+    bad = _incoming(spool, b"Subject: dropped\r\n\r\n")
+    bad.discard()  # the client went away: finalize() refuses it
+    jobs = [
+        (good[0], Envelope("a@remote.example", mailboxes=["bob@example.com"]), "id0"),
+        (bad, Envelope("a@remote.example", mailboxes=["bob@example.com"]), "id-bad"),
+        (
+            good[1],
+            Envelope("a@remote.example", mailboxes=["bob@example.com", "ann@example.com"]),
+            "id1",
+        ),
+        (good[2], Envelope("a@remote.example", mailboxes=["ann@example.com"]), "id2"),
+    ]
+    results = router.commit_batch(jobs)
+    assert isinstance(results[1], RuntimeError)
+    assert [len(r.maildir_keys) for r in results if isinstance(r, CommitResult)] == [1, 2, 1]
+    bob = sorted((store.new_dir("bob@example.com")).iterdir())
+    ann = sorted((store.new_dir("ann@example.com")).iterdir())
+    assert sorted(p.read_bytes() for p in bob) == [
+        b"Subject: 0\r\n\r\nbody 0\r\n",
+        b"Subject: 1\r\n\r\nbody 1\r\n",
+    ]
+    assert sorted(p.read_bytes() for p in ann) == [
+        b"Subject: 1\r\n\r\nbody 1\r\n",
+        b"Subject: 2\r\n\r\nbody 2\r\n",
+    ]
+    assert list(spool.iterdir()) == []  # every spool name removed, the good ones' and the bad
+
+
+def test_sync_paths_reports_a_missing_path(tmp_path):
+    present = tmp_path / "present"
+    present.write_bytes(b"x")
+    sync_paths(files=[present], directories=[tmp_path], use_syncfs=False)
+    with pytest.raises(FileNotFoundError):
+        sync_paths(files=[tmp_path / "gone"], use_syncfs=False)
+    with pytest.raises(FileNotFoundError):
+        sync_paths(directories=[tmp_path / "gone"], use_syncfs=True)
+
+
+@pytest.mark.skipif(not os.uname().sysname == "Linux", reason="glibc's mallopt")
+def test_malloc_threshold_is_fixed_on_linux():
+    assert limit_malloc_caching() is True
