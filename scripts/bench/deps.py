@@ -1,6 +1,7 @@
 """Installs what the bench needs on a fresh Debian machine: Postfix (with no system
-configuration written), Dovecot's core (for its auth service), and a private venv holding
-aiosmtpd and py-spy, so the project's own venv stays untouched."""
+configuration written), Dovecot (its auth service for Postfix, and its IMAP/POP3 servers as the
+peer of the IMAP half), and a private venv holding aiosmtpd and py-spy, so the project's own
+venv stays untouched."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-APT_PACKAGES = {"postfix": "postfix", "smtp-sink": "postfix", "dovecot": "dovecot-core"}
+APT_PACKAGES = {
+    "postfix": "postfix",
+    "smtp-sink": "postfix",
+    "dovecot": "dovecot-core",
+    # The IMAP/POP3 half: Dovecot's protocol binaries (which() accepts a path).
+    "/usr/lib/dovecot/imap": "dovecot-imapd",
+    "/usr/lib/dovecot/pop3": "dovecot-pop3d",
+}
 PIP_PACKAGES = ["aiosmtpd", "py-spy"]
 
 

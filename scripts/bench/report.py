@@ -141,3 +141,107 @@ def targets_text(checks: list[dict]) -> str:
             extra = f" (in-Maildir ratio {check['delivered_ratio']:.2f})"
         out.append(f"  {check['target']}: {measured}{extra} -> {verdict}")
     return "\n".join(out)
+
+
+# --- IMAP / POP3 (imap_suite.py): times, lower is better -----------------------------------------
+
+MAILBOX_PEER = "dovecot"
+MAILBOX_TIME_RATIO = 2.0  # each IMAP workload within 2x Dovecot's time (issue)
+MAILBOX_RSS_TARGET_MB = 200.0  # mailsuite's RSS with the 10k-message folder (issue)
+
+
+def summarise_times(runs: list[dict]) -> list[dict]:
+    """One row per (workload, peer): median/min/max seconds and the time ratio
+    mailsuite/dovecot (below 1: mailsuite is faster)."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for run in runs:
+        groups[(run["workload"], run["peer"])].append(run)
+    rows = []
+    for (workload, peer), group in groups.items():
+        times = [r["elapsed"] for r in group]
+        idle = [r["idle_pss_mb"] for r in group if "idle_pss_mb" in r]
+        rows.append(
+            {
+                "workload": workload,
+                "peer": peer,
+                "rounds": len(group),
+                "elapsed": statistics.median(times),
+                "elapsed_min": min(times),
+                "elapsed_max": max(times),
+                "server_cpu": statistics.median(r["server_cpu"] for r in group),
+                "client_cpu": statistics.median(r["client_cpu"] for r in group),
+                "peak_pss_mb": max(r["peak_pss_mb"] for r in group),
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in group),
+                "idle_pss_mb": max(idle) if idle else None,
+                "complete": all(r.get("complete", True) for r in group),
+            }
+        )
+    by_key = {(row["workload"], row["peer"]): row for row in rows}
+    for row in rows:
+        base = by_key.get((row["workload"], BASE))
+        ok = base is not None and row["peer"] != BASE and row["elapsed"] > 0
+        row["ratio"] = base["elapsed"] / row["elapsed"] if ok else None
+    return rows
+
+
+def check_mailbox_targets(rows: list[dict], messages: int) -> list[dict]:
+    checks = []
+    for row in rows:
+        if row["peer"] != MAILBOX_PEER or not row["workload"].startswith("imap-"):
+            continue
+        ratio = row["ratio"]
+        checks.append(
+            {
+                "target": f"{row['workload']}: mailsuite time <= {MAILBOX_TIME_RATIO:g}x dovecot",
+                "measured": ratio,
+                "met": None if ratio is None else ratio <= MAILBOX_TIME_RATIO,
+            }
+        )
+    rss = [
+        row["peak_rss_mb"] for row in rows if row["peer"] == BASE and row["workload"] != "imap-idle"
+    ]
+    checks.append(
+        {
+            "target": f"mailsuite RSS < {MAILBOX_RSS_TARGET_MB:.0f} MB with the {messages}-message"
+            " folder (peak over the single-session workloads)",
+            "measured": max(rss) if rss else None,
+            "met": (max(rss) < MAILBOX_RSS_TARGET_MB) if rss else None,
+        }
+    )
+    return checks
+
+
+def mailbox_table(rows: list[dict]) -> str:
+    header = (
+        "workload", "peer", "ms (median)", "[min-max]", "time ratio ms/dc", "srv CPU s",
+        "client CPU s", "peak PSS MB", "peak RSS MB", "idle PSS MB", "complete",
+    )  # fmt: skip
+    lines = [header]
+    for row in rows:
+        lines.append(
+            (
+                row["workload"],
+                row["peer"],
+                f"{1000 * row['elapsed']:.1f}",
+                f"[{1000 * row['elapsed_min']:.1f}-{1000 * row['elapsed_max']:.1f}]",
+                _num(row["ratio"]),
+                f"{row['server_cpu']:.2f}",
+                f"{row['client_cpu']:.2f}",
+                f"{row['peak_pss_mb']:.1f}",
+                f"{row['peak_rss_mb']:.1f}",
+                _num(row["idle_pss_mb"], "{:.1f}"),
+                "yes" if row["complete"] else "NO",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
+    for n, line in enumerate(lines):
+        out.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        if n == 0:
+            out.append("  ".join("-" * width for width in widths))
+    out.append(
+        "time ratio = mailsuite median time / dovecot median time: below 1.00 mailsuite is faster."
+        " peak RSS = largest single process (Dovecot: its per-session imap/pop3 process);"
+        " PSS = whole process tree. POP3 rows are phases of one session (CPU/memory: the session)."
+    )
+    return "\n".join(out)

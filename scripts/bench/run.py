@@ -1,9 +1,10 @@
-"""The SMTP performance yardstick: mailsuite against Postfix, aiosmtpd, Twisted's ``twistd mail``
-and ceilings (smtp-sink, raw fsync loops), interleaved in one invocation.
+"""The performance yardstick. SMTP: mailsuite against Postfix, aiosmtpd, Twisted's ``twistd mail``
+and ceilings (smtp-sink, raw fsync loops); IMAP/POP3: mailsuite against Dovecot on a generated
+10,000-message INBOX (imap_suite.py). Interleaved in one invocation.
 
-    python scripts/bench/run.py [--quick] [--json out.json] [--rounds N] [--profile]
+    python scripts/bench/run.py [--suite smtp|imap|all] [--quick] [--json out.json] [--rounds N]
 
-Installs what it needs (Postfix and Dovecot's core with apt-get, aiosmtpd and py-spy in a
+Installs what it needs (Postfix and Dovecot with apt-get, aiosmtpd and py-spy in a
 private venv), starts every server on 127.0.0.1 high ports under a temporary work directory,
 runs each workload against each server in turn (A B C A B C ...) for several rounds, prints
 a table of medians and writes the runs as JSON. Servers are stopped by PID at the end;
@@ -21,6 +22,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -31,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import deps
+import imap_suite
 import peers
 import proctree
 import pyspy_profile
@@ -279,7 +282,7 @@ def warm_up_all(started: list[peers.Peer], trash: Trash, status: dict[str, str])
     return idle
 
 
-def versions(tools_python: Path) -> dict[str, str]:
+def versions(tools_python: Path | None) -> dict[str, str]:
     def out(args: list[str]) -> str:
         try:
             return subprocess.run(args, capture_output=True, text=True, timeout=30).stdout.strip()
@@ -298,7 +301,9 @@ def versions(tools_python: Path) -> dict[str, str]:
         "mailsuite": f"{source} {commit}",
         "python": platform.python_version(),
         "twisted": twisted.__version__,
-        "aiosmtpd": out([str(tools_python), "-c", "import aiosmtpd; print(aiosmtpd.__version__)"]),
+        "aiosmtpd": "not used"
+        if tools_python is None
+        else out([str(tools_python), "-c", "import aiosmtpd; print(aiosmtpd.__version__)"]),
         "postfix": out(["postconf", "-d", "-h", "mail_version"]),
         "dovecot": out(["dovecot", "--version"]),
         "kernel": platform.release(),
@@ -400,11 +405,93 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tools-venv", type=Path, help="reuse this venv for aiosmtpd/py-spy")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument("--no-install", action="store_true", help="do not run apt-get / pip")
+    parser.add_argument(
+        "--suite", choices=("smtp", "imap", "all"), default="all", help="which half (default all)"
+    )
+    parser.add_argument("--mailbox-messages", type=int, help="IMAP INBOX size (default 10000)")
+    parser.add_argument("--idle-clients", type=int, help="IMAP sessions in IDLE (default 500)")
     return parser.parse_args()
 
 
 def main() -> int:
     args = parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mailsuite-bench-", dir=args.work_dir))
+    work.chmod(0o755)  # Postfix's and Dovecot's unprivileged processes must reach their directories
+    print(f"bench: work directory {work}", file=sys.stderr, flush=True)
+    set_child_subreaper()
+    # SIGTERM (e.g. a CI timeout) still stops the servers through the finally blocks.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if not args.no_install:
+        deps.ensure_apt_packages()
+    document: dict = {}
+    try:
+        cert, key = make_certificate(work)
+        smtp_keys = {w.key for w in WORKLOADS}
+        if args.suite in ("smtp", "all") and (
+            not args.workloads or smtp_keys & set(args.workloads.split(","))
+        ):
+            document.update(run_smtp(args, work, cert, key))
+        if args.suite in ("imap", "all"):
+            document["imap"] = run_imap(args, work / "imap", cert, key)
+    finally:
+        reap_orphans()
+        if args.keep:
+            print(f"bench: kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(document, indent=1))
+        print(f"\nbench: wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def run_imap(args: argparse.Namespace, work: Path, cert: Path, key: Path) -> dict:
+    """The IMAP/POP3 half (imap_suite.py): mailsuite against Dovecot on one generated INBOX."""
+    work.mkdir(parents=True, exist_ok=True)
+    settings = imap_suite.Settings(
+        messages=args.mailbox_messages or (1000 if args.quick else 10_000),
+        bodies=50 if args.quick else 500,
+        idle_clients=args.idle_clients or (50 if args.quick else 500),
+        rounds=args.rounds or (1 if args.quick else 3),
+    )
+    raise_fd_limit(4 * settings.idle_clients + 1024)
+    workloads = args.workloads.split(",") if args.workloads else None
+    peer_names = set(args.peers.split(",")) if args.peers else None
+    doc = imap_suite.run(work, cert, key, settings, workloads, peer_names)
+    doc["meta"]["versions"] = versions(None)
+    doc["meta"]["machine"] = machine()
+    meta = doc["meta"]
+    print()
+    print(
+        f"IMAP/POP3 yardstick, {meta['machine']['cpus']} CPUs ({meta['machine']['cpu_model']}),"
+        f" INBOX of {meta['messages']} messages ({meta['mailbox_bytes'] / 1e6:.0f} MB),"
+        f" {settings.rounds} round(s), IMAPS/POP3S, one lock-step client;"
+        f" dovecot {meta['versions']['dovecot']}"
+    )
+    print(report.mailbox_table(doc["summary"]))
+    print("\nTargets:")
+    print(report.targets_text(doc["targets"]))
+    print("\nPeers:")
+    for name, text in doc["peers"].items():
+        print(f"  {name}: {text}")
+    values = ", ".join(f"{name} {mb:.1f}" for name, mb in meta.get("end_pss_mb", {}).items())
+    print(f"PSS at rest at the end (MB): {values}")
+    return doc
+
+
+def raise_fd_limit(wanted: int) -> None:
+    """Many idle sessions: this process holds one socket each, the servers inherit the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return
+    if hard != resource.RLIM_INFINITY and hard < wanted and os.geteuid() == 0:
+        hard = wanted  # root may raise the hard limit too
+    new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+
+
+def run_smtp(args: argparse.Namespace, work: Path, cert: Path, key: Path) -> dict:
+    """The SMTP half: returns the JSON document (meta, peers, summary, targets, runs, profile)."""
     total = args.messages or (200 if args.quick else 2000)
     rounds = args.rounds or (1 if args.quick else 3)
     deadline = 120.0 if args.quick else 600.0
@@ -412,17 +499,10 @@ def main() -> int:
     if args.workloads:
         wanted = set(args.workloads.split(","))
         workloads = [w for w in WORKLOADS if w.key in wanted]
-    work = Path(tempfile.mkdtemp(prefix="mailsuite-bench-", dir=args.work_dir))
-    work.chmod(0o755)  # Postfix's unprivileged processes must reach their directories
-    print(f"bench: work directory {work}", file=sys.stderr, flush=True)
-    set_child_subreaper()
-    if not args.no_install:
-        deps.ensure_apt_packages()
     tools_python = deps.ensure_tools_venv(args.tools_venv or work / "tools-venv")
     pyspy = tools_python.with_name("py-spy")
     from mailsuite.accounts.passwords import hash_password
 
-    cert, key = make_certificate(work)
     candidates: list[peers.Peer] = [
         peers.MailsuitePeer(work / "mailsuite", cert, key),
         peers.PostfixPeer(work / "postfix", cert, key, hash_password(peers.PASSWORD)),
@@ -439,8 +519,6 @@ def main() -> int:
     started: list[peers.Peer] = []
     status: dict[str, str] = {}
     profile = None
-    # SIGTERM (e.g. a CI timeout) still stops the servers through the finally below.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     meta = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -483,12 +561,9 @@ def main() -> int:
         for peer in started:
             peer.stop()
         reap_orphans()
-        print("bench: deleting delivered mail", file=sys.stderr, flush=True)
-        trash.empty()
-        if args.keep:
-            print(f"bench: kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        if args.suite == "smtp":  # otherwise with the work directory, after the IMAP half
+            print("bench: deleting delivered mail", file=sys.stderr, flush=True)
+            trash.empty()
     meta["machine"]["loadavg_after"] = os.getloadavg()
     rows = report.summarise(runs)
     checks = report.check_targets(rows)
@@ -514,22 +589,14 @@ def main() -> int:
         print(pyspy_profile.summary_text(profile["wall"]))
         print("GIL holder only (Python CPU):")
         print(pyspy_profile.summary_text(profile["gil"]))
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "meta": meta,
-                    "peers": status,
-                    "summary": rows,
-                    "targets": checks,
-                    "runs": runs,
-                    "profile": profile,
-                },
-                indent=1,
-            )
-        )
-        print(f"\nbench: wrote {args.json}", file=sys.stderr)
-    return 0
+    return {
+        "meta": meta,
+        "peers": status,
+        "summary": rows,
+        "targets": checks,
+        "runs": runs,
+        "profile": profile,
+    }
 
 
 def run_one(
