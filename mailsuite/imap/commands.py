@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import calendar
 import os
 import re
 import time
+from array import array
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from twisted.logger import Logger
 from mailsuite.accounts.cred import IMailUser
 from mailsuite.imap import wire
 from mailsuite.imap.fetch import FetchRequest, FileRange, parse_fetch_items, render
-from mailsuite.imap.parser import Literal, ParseError, Reader, in_ranges, resolve_set
+from mailsuite.imap.parser import Literal, ParseError, Reader, resolve_set
 from mailsuite.imap.qresync import parse_select_params, resync, vanished_earlier
 from mailsuite.imap.search import BadCharset, Matcher, parse_search, uses_modseq
 from mailsuite.imap.selection import Selection
@@ -40,11 +42,12 @@ from mailsuite.store.folders import (
     UserFolders,
     normalize_name,
 )
-from mailsuite.store.index import FLAG_LETTERS, Record, canonical_flag
+from mailsuite.store.index import FLAG_LETTERS, Record, canonical_flag, merge_ranges
 
 log = Logger(namespace="mailsuite.imap")
 
-FETCH_BATCH = 200
+FETCH_BATCH = 1000  # messages per worker-thread hop when the index has every answer
+FETCH_FILE_BATCH = 100  # ... and when message files are read
 STREAM_CHUNK = 256 * 1024
 ANY, NONAUTH, AUTH, SELECTED = "any", "nonauth", "auth", "selected"
 
@@ -275,7 +278,7 @@ class CommandsMixin:
             path=path,
             index=None,
             readonly=readonly,
-            uids=[],
+            uids=array("I"),
             modseq=0,
             condstore=self.condstore,
             qresync=self.qresync,
@@ -289,27 +292,32 @@ class CommandsMixin:
                 status = index.status()
                 recent_from = index.claim_recent() if not readonly else status.uidnext - 1
                 records = index.records()
+                uids = index.uid_array()
                 selection.recent = {r.uid for r in records if r.uid > recent_from}
                 extra = b""
                 if params.qresync is not None:
                     extra = resync(index, records, params.qresync, selection.flags_of)
-                return index, records, status, extra
+                # Only what the answer needs: the records list is not kept by the session.
+                flag_sets = {r.flags for r in records}
+                keywords = {f for fs in flag_sets for f in fs if f not in FLAG_LETTERS}
+                first_unseen = next(
+                    (i for i, r in enumerate(records, 1) if "\\Seen" not in r.flags), None
+                )
+                return index, uids, status, extra, sorted(keywords), first_unseen
 
-        index, records, status, extra = await _to_thread(open_folder)
+        index, uids, status, extra, keywords, first_unseen = await _to_thread(open_folder)
         selection.index = index
-        selection.uids = [r.uid for r in records]
+        selection.uids = uids
         selection.modseq = status.highestmodseq
-        selection.announced = len(records)
-        keywords = sorted({f for r in records for f in r.flags if f not in FLAG_LETTERS})
+        selection.announced = len(uids)
         flags = " ".join(["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"])
         flags += " $Forwarded" + "".join(f" {k}" for k in keywords if k != "$Forwarded")
         lines = [
             f"* FLAGS ({flags})",
             f"* OK [PERMANENTFLAGS {PERMANENT_FLAGS if not readonly else '()'}] Flags permitted",
-            f"* {len(records)} EXISTS",
+            f"* {len(uids)} EXISTS",
             f"* {len(selection.recent)} RECENT",
         ]
-        first_unseen = next((i for i, r in enumerate(records, 1) if "\\Seen" not in r.flags), None)
         if first_unseen is not None:
             lines.append(f"* OK [UNSEEN {first_unseen}] First unseen")
         lines += [
@@ -658,22 +666,17 @@ class CommandsMixin:
         view = self.selected.uids
         if uid_mode:
             largest = view[-1] if view else 0
-            resolved = resolve_set(ranges, largest)
-            if len(view) > 64 and len(resolved) < 8:
-                import bisect
-
-                out: list[int] = []
-                for low, high in resolved:
-                    out += view[bisect.bisect_left(view, low) : bisect.bisect_right(view, high)]
-                return sorted(set(out))
-            return [uid for uid in view if in_ranges(uid, resolved)]
+            out: list[int] = []
+            for low, high in merge_ranges(resolve_set(ranges, largest)):
+                out += view[bisect.bisect_left(view, low) : bisect.bisect_right(view, high)]
+            return out
         resolved = resolve_set(ranges, len(view))
         if any(high > len(view) for _low, high in resolved):
             raise ParseError("Invalid message sequence number")
-        msns: set[int] = set()
-        for low, high in resolved:
-            msns.update(range(low, high + 1))
-        return [view[m - 1] for m in sorted(msns)]
+        out = []
+        for low, high in merge_ranges(resolved):
+            out += view[low - 1 : high]
+        return out
 
     async def cmd_search(self, tag: str, reader: Reader, uid_mode: bool) -> str:
         reader.sp()
@@ -726,38 +729,53 @@ class CommandsMixin:
     ) -> None:
         index = selection.index
         wants_envelope = "ENVELOPE" in request.items
+        wants_header = request.wants_header
         wants_flags = "FLAGS" in request.items
+        # Answers from the index alone are small: big batches, few thread hops. Answers from
+        # the files hold message text: small batches bound the memory of one response.
+        batch_size = FETCH_FILE_BATCH if request.reads_files else FETCH_BATCH
+        changed_since = request.changed_since
+        recent = selection.recent
 
         def render_batch(batch: list[int]):
-            records = [index.get(uid) for uid in batch]
-            records = [r for r in records if r is not None]
-            if request.changed_since is not None:
-                records = [r for r in records if r.modseq > request.changed_since]
-            envelopes = index.envelopes([r.uid for r in records]) if wants_envelope else {}
+            get = index.get
+            records = [r for r in map(get, batch) if r is not None]
+            if changed_since is not None:
+                records = [r for r in records if r.modseq > changed_since]
+            wanted = [r.uid for r in records]
+            envelopes = index.envelopes_wire(wanted) if wants_envelope else {}
+            headers = index.headers(wanted) if wants_header else {}
             out: list = []
             shown_flags: list[Record] = []
+            msn_of = selection.msn
             for record in records:
-                msn = selection.msn(record.uid)
+                uid = record.uid
+                msn = msn_of(uid)
                 if msn is None:
                     continue
-                shown = record
-                if record.uid in selection.recent:
-                    shown = _with_recent(record)
+                shown = _with_recent(record) if uid in recent else record
                 try:
-                    out += render(index, shown, msn, request, uid_mode, envelopes.get(record.uid))
+                    out += render(
+                        index,
+                        shown,
+                        msn,
+                        request,
+                        uid_mode,
+                        envelopes.get(uid),
+                        headers.get(uid),
+                    )
                 except FileNotFoundError:
                     continue  # expunged by another program: the next update reports it
                 if wants_flags:
                     shown_flags.append(record)
-            return out, shown_flags
+            return _join_bytes(out), shown_flags
 
         self.start_output()
         try:
-            for start in range(0, len(uids), FETCH_BATCH):
-                pieces, shown = await _to_thread(render_batch, uids[start : start + FETCH_BATCH])
+            for start in range(0, len(uids), batch_size):
+                pieces, shown = await _to_thread(render_batch, uids[start : start + batch_size])
                 for record in shown:  # the client saw these flags: no unsolicited FETCH later
-                    if selection.reported.get(record.uid, 0) < record.modseq:
-                        selection.reported[record.uid] = record.modseq
+                    selection.note_shown(record.uid, record.modseq)
                 for piece in pieces:
                     if self._closing:
                         return
@@ -897,6 +915,23 @@ def _with_recent(record):
     from dataclasses import replace
 
     return replace(record, flags=record.flags | {"\\Recent"})
+
+
+def _join_bytes(pieces: list) -> list:
+    """Runs of bytes joined into one (one transport write per batch, not per message)."""
+    out: list = []
+    run: list[bytes] = []
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            run.append(piece)
+        else:
+            if run:
+                out.append(b"".join(run))
+                run = []
+            out.append(piece)
+    if run:
+        out.append(b"".join(run))
+    return out
 
 
 def _read_at(handle, offset: int, size: int) -> bytes:

@@ -38,6 +38,10 @@ _SIMPLE = {
 }
 
 
+_FROM_FILE = {"RFC822", "RFC822.TEXT", "BODY", "BODYSTRUCTURE"}
+_HEADER_TEXTS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
+
+
 @dataclass(frozen=True)
 class Section:
     """``BODY[<parts>.<text> (<fields>)]<<origin>.<count>>``."""
@@ -57,6 +61,18 @@ class FetchRequest:
     sections: list[Section] = field(default_factory=list)
     changed_since: int | None = None
     vanished: bool = False  # QRESYNC's UID FETCH modifier (RFC 7162 §3.2.6)
+
+    @property
+    def reads_files(self) -> bool:
+        """Does answering need the message files (not only the index)?"""
+        return bool(self.sections) or any(i in _FROM_FILE for i in self.items)
+
+    @property
+    def wants_header(self) -> bool:
+        """Does it need the cached header block (top-level header sections)?"""
+        return "RFC822.HEADER" in self.items or any(
+            not s.parts and s.text in _HEADER_TEXTS for s in self.sections
+        )
 
     @property
     def sets_seen(self) -> bool:
@@ -175,13 +191,18 @@ def render(
     msn: int,
     request: FetchRequest,
     uid_command: bool,
-    envelope: dict[str, Any] | None = None,
+    envelope: bytes | None = None,
+    header: bytes | None = None,
 ) -> list[Piece]:
-    """The ``* n FETCH (...)`` response of one message, as bytes and FileRanges."""
+    """The ``* n FETCH (...)`` response of one message, as bytes and FileRanges.
+
+    ``envelope`` (IMAP bytes) and ``header`` are the cached values when the caller fetched
+    them for many messages at once; otherwise they are read from the index here.
+    """
     elements: list[list[Piece]] = []  # one per item, joined with spaces
-    names = list(request.items)
+    names = request.items
     if uid_command and "UID" not in names:
-        names.insert(0, "UID")
+        names = ["UID", *names]
     content = None
     tree = None
     try:
@@ -197,14 +218,17 @@ def render(
             elif name == "MODSEQ":
                 elements.append([b"MODSEQ (%d)" % record.modseq])
             elif name == "ENVELOPE":
-                env = envelope if envelope is not None else index.envelope(record.uid)
-                elements.append([b"ENVELOPE " + wire.envelope(env)])
+                if envelope is None:
+                    envelope = wire.envelope(index.envelope(record.uid))
+                elements.append([b"ENVELOPE " + envelope])
             elif name in ("BODYSTRUCTURE", "BODY"):
                 tree = tree or index.structure(record.uid)
                 rendered = wire.body_structure(tree, name == "BODYSTRUCTURE")
                 elements.append([name.encode() + b" " + rendered])
             elif name == "RFC822.HEADER":
-                elements.append([b"RFC822.HEADER " + _literal(index.header(record.uid))])
+                if header is None:
+                    header = index.header(record.uid)
+                elements.append([b"RFC822.HEADER " + _literal(header)])
             elif name in ("RFC822", "RFC822.TEXT"):
                 if content is None:
                     content = index.content(record)
@@ -216,7 +240,9 @@ def render(
             if section.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT") and not (
                 section.parts
             ):
-                data = _header_section(index.header(record.uid), section)
+                if header is None:
+                    header = index.header(record.uid)
+                data = _header_section(header, section)
                 elements.append([section.label + b" " + _literal(_partial(data, section))])
                 continue
             if content is None:
@@ -235,6 +261,8 @@ def render(
     finally:
         if content is not None and hasattr(content, "close"):
             content.close()
+    if all(len(element) == 1 and isinstance(element[0], bytes) for element in elements):
+        return [b"* %d FETCH (%s)\r\n" % (msn, b" ".join([e[0] for e in elements]))]
     out: list[Piece] = [b"* %d FETCH (" % msn]
     for i, element in enumerate(elements):
         if i:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import datetime
 import email.errors
 import email.header
@@ -150,16 +151,32 @@ class Matcher:
         self.uids = uids
         self.recent = recent
         self._headers: dict[int, list[tuple[str, str]]] = {}
+        self._blocks: dict[int, bytes] = {}  # cached header blocks of the current chunk
 
     def search(self, keys: list[Key]) -> list[tuple[int, Record]]:
         """(message sequence number, record) of every match, in order."""
         matches = []
-        for msn, uid in enumerate(self.uids, 1):
-            record = self.index.get(uid)
-            if record is None:
-                continue  # expunged meanwhile, not yet announced: never matches
-            if all(self._match(key, msn, record) for key in keys):
-                matches.append((msn, record))
+        get = self.index.get
+        prefetch = _needs_header(keys)
+        # Tokens every match must contain somewhere in its header (top-level header keys).
+        tokens = [t for t in map(_required_token, keys) if t is not None]
+        for start in range(0, len(self.uids), HEADER_CHUNK):
+            chunk = self.uids[start : start + HEADER_CHUNK]
+            maybe = None
+            if prefetch:  # one query for the chunk's headers instead of one per message
+                self._blocks = self.index.headers(list(chunk))
+                self._headers = {}
+                if tokens:
+                    maybe = _candidates(self._blocks, tokens)
+            for msn, uid in enumerate(chunk, start + 1):
+                if maybe is not None and uid not in maybe and uid in self._blocks:
+                    continue  # its header cannot contain a required token: no match
+                record = get(uid)
+                if record is None:
+                    continue  # expunged meanwhile, not yet announced: never matches
+                if all(self._match(key, msn, record) for key in keys):
+                    matches.append((msn, record))
+        self._blocks = {}
         return matches
 
     def _match(self, key: Key, msn: int, record: Record) -> bool:
@@ -211,14 +228,22 @@ class Matcher:
             return self._body_contains(record, key.value, include_header=True)
         raise ParseError(f"unknown search key {name}")
 
+    def _block(self, record: Record) -> bytes:
+        block = self._blocks.get(record.uid)
+        return block if block is not None else self.index.header(record.uid)
+
     def _fields(self, record: Record) -> list[tuple[str, str]]:
         fields = self._headers.get(record.uid)
         if fields is None:
-            fields = mime.parse_header_fields(self.index.header(record.uid))
+            fields = mime.parse_header_fields(self._block(record))
             self._headers[record.uid] = fields
         return fields
 
     def _header_contains(self, record: Record, field: str, needle: str) -> bool:
+        if needle and record.uid not in self._headers:
+            block = self._block(record)
+            if _cannot_contain(block, needle):
+                return False
         values = [v for n, v in self._fields(record) if n == field]
         if not needle:
             return bool(values)
@@ -263,6 +288,94 @@ class Matcher:
                 content.close()
 
 
+HEADER_CHUNK = 500
+_HEADER_NAMES = {"SENTBEFORE", "SENTON", "SENTSINCE", "HEADER", "TEXT", *_HEADER_KEYS}
+
+
+def _needs_header(keys: list[Key]) -> bool:
+    for key in keys:
+        if key.name in _HEADER_NAMES:
+            return True
+        if key.name == "AND" and _needs_header(key.value):
+            return True
+        if key.name == "NOT" and _needs_header([key.value]):
+            return True
+        if key.name == "OR" and _needs_header([key.value, key.other]):
+            return True
+    return False
+
+
+def _token(needle: str) -> str:
+    """The longest run of ``needle`` without whitespace or NUL (see ``_cannot_contain``)."""
+    return max(needle.replace("\0", " ").split(), key=len, default="")
+
+
+def _required_token(key: Key) -> bytes | None:
+    """For a top-level header key with a needle: its token, lower-case ASCII bytes."""
+    if key.name in _HEADER_KEYS:
+        needle = key.value
+    elif key.name == "HEADER":
+        needle = key.other
+    else:
+        return None
+    token = _token(needle) if needle else ""
+    if not token:
+        return None
+    return token.encode() if token.isascii() else b"\x80"  # non-ASCII: only 8-bit headers
+
+
+def _candidates(blocks: dict[int, bytes], tokens: list[bytes]) -> set[int]:
+    """UIDs of ``blocks`` that may match every token: the same proof as ``_cannot_contain``,
+    made over one joined buffer per chunk, so a folder-wide SUBJECT search costs a few scans
+    in C instead of per-message Python work."""
+    uids = list(blocks)
+    parts = [blocks[uid] for uid in uids]
+    starts: list[int] = []
+    offset = 0
+    for part in parts:
+        starts.append(offset)
+        offset += len(part) + 1
+    joined = b"\0".join(parts)
+    # Blocks with encoded words or 8-bit bytes: always candidates (decoding may match).
+    special: set[int] = set()
+    if not joined.isascii():
+        special.update(uid for uid, part in zip(uids, parts, strict=True) if not part.isascii())
+    pos = 0
+    while (pos := joined.find(b"=?", pos)) >= 0:
+        at = bisect.bisect_right(starts, pos) - 1
+        special.add(uids[at])
+        pos = starts[at + 1] if at + 1 < len(starts) else len(joined)
+    lowered = joined.lower()
+    found: set[int] | None = None
+    for token in tokens:
+        hits: set[int] = set()
+        pos = 0
+        while (pos := lowered.find(token, pos)) >= 0:
+            at = bisect.bisect_right(starts, pos) - 1
+            hits.add(uids[at])
+            pos = starts[at + 1] if at + 1 < len(starts) else len(lowered)
+        found = hits if found is None else found & hits
+    return (found or set()) | special
+
+
+def _cannot_contain(block: bytes, needle: str) -> bool:
+    """A cheap proof that no field of the ASCII header ``block`` can match ``needle``.
+
+    Without encoded words a field's decoded text is its raw value, which is made of pieces of
+    the block joined by spaces (unfolding) and a NUL (see ``_decoded``); so the longest run of
+    the (casefolded) needle without whitespace or NUL must occur in the block as it is, in
+    lower case (casefold is lower for ASCII). False means "maybe": do the exact check.
+    """
+    if b"=?" in block or not block.isascii():
+        return False
+    token = _token(needle)
+    if not token:
+        return False
+    if not token.isascii():
+        return True
+    return token.encode() not in block.lower()
+
+
 def _leaves(node: dict):
     if "parts" in node:
         for part in node["parts"]:
@@ -274,6 +387,8 @@ def _leaves(node: dict):
 
 
 def _decoded(value: str) -> str:
+    if "=?" not in value:  # no encoded words: decoding would return the value as it is
+        return (value + "\0" + value).casefold()
     try:
         parts = email.header.decode_header(value)
         text = str(email.header.make_header(parts))

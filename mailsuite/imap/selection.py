@@ -9,6 +9,8 @@ what changed since the last MODSEQ it has seen. mailsuite/imap/hub.py tells view
 
 from __future__ import annotations
 
+import bisect
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +24,10 @@ class Selection:
     path: Path
     index: FolderIndex
     readonly: bool
-    uids: list[int]
+    # Ascending UIDs of the view. Usually the index's own shared array (``FolderIndex.
+    # uid_array``): copied only when this view starts to differ (``own``), shared again once
+    # it has caught up (``adopt``), so idle sessions on a big folder cost no per-session list.
+    uids: array
     modseq: int
     recent: set[int] = field(default_factory=set)
     condstore: bool = False
@@ -35,39 +40,54 @@ class Selection:
     # A MODSEQ below every expunge held back in pending_expunge: sent as HIGHESTMODSEQ after
     # MODSEQ data, so a client resyncing from it later still learns of them (RFC 7162 §3.2).
     expunge_horizon: int | None = None
+    shared: bool = True  # ``uids`` belongs to the index: copy before changing it
+
+    def own(self) -> None:
+        """Make ``uids`` this view's private copy before changing it."""
+        if self.shared:
+            self.uids = array("I", self.uids)
+            self.shared = False
+
+    def adopt(self, snapshot: array) -> None:
+        """Share the index's ``snapshot`` again if this view holds exactly the same UIDs."""
+        if not self.shared and not self.pending_expunge and self.uids == snapshot:
+            self.uids = snapshot
+            self.shared = True
 
     def msn(self, uid: int) -> int | None:
         """Message sequence number of ``uid`` (binary search: uids are ascending)."""
-        lo, hi = 0, len(self.uids)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.uids[mid] < uid:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo + 1 if lo < len(self.uids) and self.uids[lo] == uid else None
+        uids = self.uids
+        lo = bisect.bisect_left(uids, uid)
+        return lo + 1 if lo < len(uids) and uids[lo] == uid else None
 
-    def absorb(self, changed: list[Record], expunged: list[int], highest: int) -> None:
-        """Take in what the index reports since ``self.modseq`` (reactor thread)."""
+    def absorb(self, changed: list[Record], expunged: list[int], highest: int) -> list[int]:
+        """Take in what the index reports since ``self.modseq`` (reactor thread); returns the
+        UIDs that joined the view."""
         last = self.uids[-1] if self.uids else 0
-        known = set(self.uids)
+        known_last = last
+        msn = self.msn
+        appended: list[int] = []
         for uid in expunged:
-            if uid in known:
+            if uid <= known_last and msn(uid) is not None:
                 if self.expunge_horizon is None:
                     self.expunge_horizon = self.modseq
                 self.pending_expunge.add(uid)
                 self.pending_flags.pop(uid, None)
         for record in changed:
-            if record.uid in known:
+            if record.uid <= known_last and msn(record.uid) is not None:
                 if record.uid in self.pending_expunge:
                     continue
                 if self.reported.get(record.uid, 0) >= record.modseq:
                     continue
                 self.pending_flags[record.uid] = record
             elif record.uid > last:
-                self.uids.append(record.uid)
+                appended.append(record.uid)
                 last = record.uid
+        if appended:
+            self.own()
+            self.uids.extend(appended)
         self.modseq = max(self.modseq, highest)
+        return appended
 
     def flush(self, allow_expunge: bool, uid_fetch: bool = False) -> list[bytes]:
         """Untagged responses for everything pending that may be sent now."""
@@ -89,7 +109,20 @@ class Selection:
             out.append(b"* %d FETCH (%s)\r\n" % (msn, items))
             self.reported[uid] = record.modseq
         self.pending_flags.clear()
+        if self.reported:
+            # Entries at or below the view's MODSEQ can no longer hold anything back: every
+            # change still to come is above it (and nothing is pending now).
+            modseq = self.modseq
+            self.reported = {u: m for u, m in self.reported.items() if m > modseq}
         return out
+
+    def note_shown(self, uid: int, modseq: int) -> None:
+        """The client was just sent the flags of ``uid`` at ``modseq``: no unsolicited FETCH
+        for it later (remembered only where that could matter, to keep sessions small)."""
+        if (modseq > self.modseq or uid in self.pending_flags) and self.reported.get(
+            uid, 0
+        ) < modseq:
+            self.reported[uid] = modseq
 
     def remove(self, uids) -> list[bytes]:
         """Take expunged ``uids`` out of the view: their EXPUNGE (or VANISHED) responses."""
@@ -99,6 +132,7 @@ class Selection:
             msn = self.msn(uid)
             if msn is not None:
                 out.append(b"* %d EXPUNGE\r\n" % msn)
+                self.own()
                 del self.uids[msn - 1]
                 self.announced -= 1
                 self.pending_flags.pop(uid, None)

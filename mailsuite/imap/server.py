@@ -403,7 +403,9 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
             if force or (sync and index.needs_sync()):
                 index.sync()
             recent_from = None if selection.readonly else index.claim_recent()
-            return index.changes_since(selection.modseq, selection.uids), recent_from
+            with index.lock:  # the snapshot the changes lead to
+                changes = index.changes_since(selection.modseq, selection.uids)
+                return changes, recent_from, index.uid_array()
 
         def looked(result) -> None:
             if self.selected is not selection:
@@ -411,15 +413,13 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
             if result is None:
                 self.folder_gone()
                 return
-            (changed, expunged, highest), recent_from = result
+            (changed, expunged, highest), recent_from, snapshot = result
             selection.version = version
-            before = set(selection.uids)
-            selection.absorb(changed, expunged, highest)
+            appended = selection.absorb(changed, expunged, highest)
             if recent_from is not None:
-                selection.recent.update(
-                    uid for uid in selection.uids if uid > recent_from and uid not in before
-                )
+                selection.recent.update(uid for uid in appended if uid > recent_from)
             self._send_updates(selection, allow_expunge)
+            selection.adopt(snapshot)
 
         return threads.deferToThread(look).addCallback(looked)
 
@@ -428,7 +428,7 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
         if updates:
             self.send(b"".join(updates))
             if selection.recent and any(b"EXISTS" in u for u in updates):
-                count = sum(1 for uid in selection.uids if uid in selection.recent)
+                count = sum(1 for uid in selection.recent if selection.msn(uid) is not None)
                 self.send(b"* %d RECENT\r\n" % count)
         held_back = b"" if allow_expunge else selection.held_back()
         if held_back:

@@ -9,19 +9,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mailsuite.store import mutf7
+from mailsuite.store import mime, mutf7
 
 NIL = b"NIL"
 
 
-def astring(value: str | bytes | None) -> bytes:
-    """A quoted string or a literal; NIL for None."""
-    if value is None:
-        return NIL
-    raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
-    if len(raw) < 1024 and all(0x20 <= b < 0x7F for b in raw):
-        return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-    return b"{%d}\r\n%s" % (len(raw), raw)
+# Shared with the index, which caches ENVELOPEs in this form (mailsuite.store.mime).
+astring = mime.imap_string
+envelope = mime.envelope_imap
 
 
 def mailbox_name(name: str) -> bytes:
@@ -35,7 +30,22 @@ def uid_set(ranges) -> bytes:
 
 
 def flag_list(flags) -> bytes:
+    """``(\\Seen foo)``; memoised per flag set (a folder has few distinct ones)."""
+    if isinstance(flags, frozenset):
+        known = _FLAG_LISTS.get(flags)
+        if known is None:
+            if len(_FLAG_LISTS) > 10_000:
+                _FLAG_LISTS.clear()
+            known = _FLAG_LISTS[flags] = _flag_list(flags)
+        return known
+    return _flag_list(flags)
+
+
+def _flag_list(flags) -> bytes:
     return b"(" + " ".join(sorted(flags)).encode("utf-8", "replace") + b")"
+
+
+_FLAG_LISTS: dict[frozenset, bytes] = {}
 
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -51,28 +61,6 @@ def internal_date(timestamp: float) -> bytes:
         f'"{tm.tm_mday:2d}-{_MONTHS[tm.tm_mon - 1]}-{tm.tm_year:04d} '
         f'{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} {sign}{hours:02d}{minutes:02d}"'
     ).encode("ascii")
-
-
-def _addresses(value: list | None) -> bytes:
-    if not value:
-        return NIL
-    return b"(" + b"".join(b"(" + b" ".join(astring(v) for v in a) + b")" for a in value) + b")"
-
-
-def envelope(env: dict[str, Any]) -> bytes:
-    fields = [
-        astring(env.get("date")),
-        astring(env.get("subject")),
-        _addresses(env.get("from")),
-        _addresses(env.get("sender")),
-        _addresses(env.get("reply_to")),
-        _addresses(env.get("to")),
-        _addresses(env.get("cc")),
-        _addresses(env.get("bcc")),
-        astring(env.get("in_reply_to")),
-        astring(env.get("message_id")),
-    ]
-    return b"(" + b" ".join(fields) + b")"
 
 
 def _params(params: list | None) -> bytes:

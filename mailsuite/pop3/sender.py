@@ -46,9 +46,11 @@ class MessageSender:
 
     def send(self, consumer: IConsumer) -> Deferred[int]:
         self._consumer = consumer
-        self._deferred = Deferred()
+        self._deferred = deferred = Deferred()
+        # A plain TCP transport pulls the first chunk at once, inside registerProducer: a small
+        # message may be sent (and the Deferred fired) before this returns.
         consumer.registerProducer(self, False)
-        return self._deferred
+        return deferred
 
     def resumeProducing(self) -> None:
         if self._consumer is None:

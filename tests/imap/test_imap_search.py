@@ -68,3 +68,64 @@ def test_condstore_changedsince_and_unchangedsince(suite):
     assert typ == "OK" and b"MODIFIED 3" in data[-1], data
     assert search(client, "MODSEQ", str(highest + 1))[:2] == ["1", "3"]
     client.logout()
+
+
+def test_header_search_shortcut_agrees_with_the_exact_match(tmp_path):
+    """The joined-buffer pre-check may only skip messages the exact comparison rejects."""
+    from mailsuite.imap import search as search_module
+    from mailsuite.imap.parser import Reader
+    from mailsuite.store import mime
+    from mailsuite.store.index import FolderIndex
+
+    for sub in ("tmp", "new", "cur"):
+        (tmp_path / sub).mkdir()
+    subjects = [
+        b"Quarterly Report",
+        b"Quarterly\r\n  report folded",
+        b"=?utf-8?q?Gr=C3=BC=C3=9Fe?= aus Berlin",
+        "Caf\u00e9 raw 8-bit".encode(),
+        b"caf\xe9 latin-1",
+        b"tabs\tand  spaces",
+        b"re: REPORT",
+    ]
+    for i, subject in enumerate(subjects):
+        data = b"From: a@b.c\r\nSubject: " + subject + b"\r\nX-Tag: blue\r\n\r\nbody\r\n"
+        (tmp_path / "new" / f"{100 + i}.M{i}.host").write_bytes(data)
+    index = FolderIndex(tmp_path)
+    index.sync()
+    uids = list(index.uid_array())
+    needles = [
+        "report",
+        "quarterly report",
+        "gr\u00fc\u00dfe",
+        "caf\u00e9",
+        "and  spaces",
+        "BLUE",
+        "nothing",
+        "re:",
+        "y r",
+        "\u00dfe aus",
+    ]
+    for needle in needles:
+        keys, _ = search_module.parse_search(
+            Reader([b"SUBJECT {%d}" % len(needle.encode()), b""], [_literal(needle.encode())])
+        )
+        found = [r.uid for _msn, r in search_module.Matcher(index, uids, set()).search(keys)]
+        folded = needle.casefold()
+        expected = [
+            uid
+            for uid in uids
+            if any(
+                folded in search_module._decoded(value)
+                for name, value in mime.parse_header_fields(index.header(uid))
+                if name == "subject"
+            )
+        ]
+        assert found == expected, needle
+    index.close()
+
+
+def _literal(data: bytes):
+    from mailsuite.imap.parser import Literal
+
+    return Literal(len(data), data=data)

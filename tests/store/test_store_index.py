@@ -171,3 +171,65 @@ def test_vanished_since_from_history_and_after_pruning(tmp_path, monkeypatch):
     assert index.vanished_since(start, [(1, 4_000_000_000)]) == [(2, 3), (7, 7), (9, 10)]
     assert index.vanished_since(start, [(3, 3), (8, 9)]) == [(3, 3), (9, 9)]
     assert index.vanished_since(index.expunged_floor, [(1, 100)]) == []
+
+
+def test_version_1_index_gains_the_envelope_bytes_column_and_keeps_its_uids(tmp_path):
+    import sqlite3
+
+    from mailsuite.store import mime
+
+    root = _maildir(tmp_path)
+    _put(root, "100.A.host", "one")
+    _put(root, "200.B.host", 'two "quoted"')
+    index = FolderIndex(root)
+    index.sync()
+    validity = index.uidvalidity
+    index.close()
+    # What a version-1 index looks like: no envwire column.
+    db = sqlite3.connect(root / INDEX_FILE)
+    db.execute("ALTER TABLE messages DROP COLUMN envwire")
+    db.execute("UPDATE meta SET value = 1 WHERE key = 'version'")
+    db.commit()
+    db.close()
+    again = FolderIndex(root)
+    again.sync()
+    assert again.uidvalidity == validity and [r.uid for r in again.records()] == [1, 2]
+    wire = again.envelopes_wire([1, 2])
+    assert wire == {uid: mime.envelope_imap(again.envelope(uid)) for uid in (1, 2)}
+    assert b'"two \\"quoted\\""' in wire[2]
+    again.close()
+    third = FolderIndex(root)  # filled in lazily and stored: served from the column now
+    row = third._db.execute("SELECT envwire FROM messages WHERE uid = 2").fetchone()
+    assert row[0] == wire[2]
+    assert third.headers([1, 2]) == {uid: third.header(uid) for uid in (1, 2)}
+
+
+def test_uid_array_is_shared_until_the_set_of_uids_changes(tmp_path):
+    root = _maildir(tmp_path)
+    _put(root, "100.A.host")
+    _put(root, "200.B.host")
+    index = FolderIndex(root)
+    index.sync()
+    first = index.uid_array()
+    assert list(first) == [1, 2] and index.uid_array() is first
+    index.store_flags([1], "+", ["\\Seen"])  # flags only: same UIDs, same array
+    assert index.uid_array() is first
+    index.expunge([1], only_deleted=False)
+    assert list(index.uid_array()) == [2] and list(first) == [1, 2]
+
+
+def test_store_on_many_messages_renames_each_once_and_persists(tmp_path):
+    root = _maildir(tmp_path)
+    for i in range(50):
+        _put(root, f"{100 + i}.X{i}.host", sub="cur" if i % 2 else "new")
+    index = FolderIndex(root)
+    index.sync()
+    changed, refused = index.store_flags(range(1, 51), "+", ["\\Seen", "$Label"])
+    assert len(changed) == 50 and not refused
+    assert len({r.modseq for r in changed}) == 1
+    names = sorted(os.listdir(root / "cur"))
+    assert len(names) == 50 and all(n.endswith(":2,S") for n in names)
+    index.close()
+    again = FolderIndex(root)
+    again.sync()
+    assert all(r.flags == {"\\Seen", "$Label"} for r in again.records())
