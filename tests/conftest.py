@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -134,6 +136,21 @@ class RunningSuite:
         if user is not None:
             client.login(user, password)
         return client
+
+
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+
+
+def start_twistd(config: Path, data_dir: Path, cwd: Path) -> subprocess.Popen:
+    """``twistd -n mailsuite`` as a child process, its output (text) on a pipe."""
+    args = [TWISTD, "-n", "--pidfile=", "mailsuite", "--config", str(config)]
+    return subprocess.Popen(
+        [*args, "--data-dir", str(data_dir)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def start_suite(

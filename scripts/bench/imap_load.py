@@ -51,8 +51,13 @@ class Response:
         return self.status.split(b" ", 2)[1:2] == [b"OK"]
 
 
-class Session:
-    """One IMAP connection. ``timeout`` bounds every single read."""
+class RawSession:
+    """A socket (TLS or not) read in large chunks into one buffer; ``timeout`` bounds each read.
+
+    The base of the IMAP and the POP3 client: both parse lines out of ``buf`` from ``pos``.
+    """
+
+    error: type[Exception] = RuntimeError
 
     def __init__(self, port: int, tls: bool = True, timeout: float = 300.0) -> None:
         sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -60,8 +65,6 @@ class Session:
         self.sock = _CONTEXT.wrap_socket(sock) if tls else sock
         self.buf = bytearray()
         self.pos = 0
-        self.counter = 0
-        self.greeting = self._line()
 
     def close(self) -> None:
         try:
@@ -69,7 +72,7 @@ class Session:
         except OSError:
             pass
 
-    def __enter__(self) -> Session:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -81,7 +84,7 @@ class Session:
             self.pos = 0
         data = self.sock.recv(CHUNK)
         if not data:
-            raise IMAPError("connection closed by the server")
+            raise self.error("connection closed by the server")
         self.buf += data
 
     def _line(self) -> bytes:
@@ -90,6 +93,17 @@ class Session:
         line = bytes(self.buf[self.pos : eol])
         self.pos = eol + 2
         return line
+
+
+class Session(RawSession):
+    """One IMAP connection."""
+
+    error = IMAPError
+
+    def __init__(self, port: int, tls: bool = True, timeout: float = 300.0) -> None:
+        super().__init__(port, tls, timeout)
+        self.counter = 0
+        self.greeting = self._line()
 
     def send(self, line: bytes) -> None:
         self.sock.sendall(line + b"\r\n")

@@ -10,36 +10,30 @@ from __future__ import annotations
 
 import os
 import pwd
-import socket
-import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import mailbox_gen
-from peers import DOMAIN, PASSWORD, RECIPIENT, USER, Peer, free_port, stop_process
+from imap_load import client_context
+from peers import (
+    DOMAIN,
+    PASSWORD,
+    RECIPIENT,
+    USER,
+    Peer,
+    free_port,
+    stop_process,
+    wait_for_banner,
+)
 
-_CONTEXT = ssl.create_default_context()
-_CONTEXT.check_hostname = False
-_CONTEXT.verify_mode = ssl.CERT_NONE
+_CONTEXT = client_context()
 
 
 def wait_for_tls_greeting(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
     """Wait until ``port`` completes a TLS handshake and sends "* OK" / "+OK"."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if process.poll() is not None:
-            raise RuntimeError(f"exited with status {process.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-                with _CONTEXT.wrap_socket(raw) as sock:
-                    if sock.recv(512)[:3] in (b"* O", b"+OK"):
-                        return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"no greeting over TLS on port {port} within {timeout:.0f} s")
+    wait_for_banner(port, process, timeout, greetings=(b"* OK", b"+OK"), tls=_CONTEXT)
 
 
 class MailboxPeer(Peer):

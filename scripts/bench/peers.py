@@ -11,6 +11,7 @@ import os
 import pwd
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -52,21 +53,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_banner(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    """Wait until the server on ``port`` sends its 220 greeting (or fail if it died)."""
+def wait_for_banner(
+    port: int,
+    process: subprocess.Popen,
+    timeout: float = 60.0,
+    greetings: tuple[bytes, ...] = (b"220",),
+    tls: ssl.SSLContext | None = None,
+) -> None:
+    """Wait until the server on ``port`` greets (over TLS with ``tls``), or fail if it died."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if process.poll() is not None:
             raise RuntimeError(f"exited with status {process.returncode} before listening")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-                if sock.recv(512).startswith(b"220"):
-                    sock.sendall(b"QUIT\r\n")
-                    return
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                with tls.wrap_socket(raw) if tls else raw as sock:
+                    if sock.recv(512).startswith(greetings):
+                        return
         except OSError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"no SMTP greeting on port {port} within {timeout:.0f} s")
+    raise RuntimeError(f"no greeting on port {port} within {timeout:.0f} s")
 
 
 def stop_process(process: subprocess.Popen | None, timeout: float = 20.0) -> None:

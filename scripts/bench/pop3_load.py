@@ -5,13 +5,10 @@ round finds the maildrop as the last one left it."""
 
 from __future__ import annotations
 
-import socket
-import ssl
 import time
 
-from imap_load import CHUNK, COMPACT, client_context
+from imap_load import RawSession
 
-_CONTEXT: ssl.SSLContext = client_context()
 _END = b"\r\n.\r\n"
 
 
@@ -19,35 +16,15 @@ class POP3Error(RuntimeError):
     pass
 
 
-class POP3Session:
+class POP3Session(RawSession):
+    error = POP3Error
+
     def __init__(self, port: int, tls: bool = True, timeout: float = 300.0) -> None:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = _CONTEXT.wrap_socket(sock) if tls else sock
-        self.buf = bytearray()
-        self.pos = 0
+        super().__init__(port, tls, timeout)
         self.greeting = self._status()
 
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def _fill(self) -> None:
-        if self.pos > COMPACT:
-            del self.buf[: self.pos]
-            self.pos = 0
-        data = self.sock.recv(CHUNK)
-        if not data:
-            raise POP3Error("connection closed by the server")
-        self.buf += data
-
     def _status(self) -> bytes:
-        while (eol := self.buf.find(b"\r\n", self.pos)) < 0:
-            self._fill()
-        line = bytes(self.buf[self.pos : eol])
-        self.pos = eol + 2
+        line = self._line()
         if not line.startswith(b"+OK"):
             raise POP3Error(line[:200].decode("latin-1"))
         return line

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import TWISTD, start_twistd
 
 PASSWORD = "s3cret-pass"
 # The twistd script installed next to this interpreter: what an operator runs.
-TWISTD = str(Path(sys.executable).with_name("twistd"))
 
 
 def free_port() -> int:
@@ -57,22 +57,7 @@ class ServerProcess:
         self.output: str | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                TWISTD,
-                "-n",
-                "--pidfile=",
-                "mailsuite",
-                "--config",
-                str(self.config),
-                "--data-dir",
-                str(self.data_dir),
-            ],
-            cwd=self.cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        self.process = start_twistd(self.config, self.data_dir, self.cwd)
         wait_for_port(self.ports["smtp"], self.process)
 
     def stop(self, sig: int = signal.SIGTERM) -> str:

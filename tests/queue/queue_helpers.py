@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conftest import PASSWORD, RunningSuite
 from twisted.internet import defer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.names import common, dns, server
-
-PASSWORD = "correct horse battery staple"
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -425,7 +424,9 @@ def merge(settings: dict[str, dict[str, Any]], overrides: dict[str, Any]) -> dic
     return merged
 
 
-class MailInstance:
+class MailInstance(RunningSuite):
+    """A started server like conftest's suite, from settings of its own (for several at once)."""
+
     def __init__(self, reactor_thread, directory: Path, settings: dict) -> None:
         from mailsuite.config import load_config
 
@@ -434,7 +435,7 @@ class MailInstance:
         config_file.write_text(to_toml(settings))
         self.config_file = config_file
         self.config = load_config(config_file, directory / "data")
-        self.reactor_thread = reactor_thread
+        self.reactor = self.reactor_thread = reactor_thread
         self.service = None
         self.start()
 
@@ -453,32 +454,6 @@ class MailInstance:
         if self.service is not None:
             service, self.service = self.service, None
             self.reactor_thread.call(service.stopService)
-
-    @property
-    def db(self):
-        return self.service.database
-
-    def port(self, role: str) -> int:
-        return self.service.listening_port(role)
-
-    @property
-    def cert_path(self) -> Path:
-        return self.config.tls_dir / "cert.pem"
-
-    def add_user(self, address: str, password: str = PASSWORD) -> None:
-        from mailsuite.accounts.passwords import hash_password
-
-        domain = address.rpartition("@")[2]
-        if not self.db.has_domain(domain):
-            self.db.add_domain(domain)
-        self.db.add_user(address, hash_password(password))
-
-    def messages(self, address: str) -> list[bytes]:
-        local, _, domain = address.rpartition("@")
-        new = self.config.mail_dir / domain / local / "new"
-        if not new.is_dir():
-            return []
-        return [p.read_bytes() for p in sorted(new.iterdir())]
 
     def submit(self, sender: str, recipients: list[str], body: bytes, user: str | None = None):
         """Send through submission with STARTTLS + AUTH as ``user`` (default: the sender)."""

@@ -8,9 +8,9 @@ import signal
 import smtplib
 import ssl
 import subprocess
-import sys
 from pathlib import Path
 
+from conftest import start_twistd
 from queue_helpers import (
     PASSWORD,
     SinkBehaviour,
@@ -27,9 +27,6 @@ from mailsuite.accounts.passwords import hash_password
 pytest_plugins = ["queue_fixtures"]  # fixtures: zone, start_sink, start_instance
 
 
-TWISTD = str(Path(sys.executable).with_name("twistd"))
-
-
 class Server:
     def __init__(self, directory: Path, settings: dict) -> None:
         self.directory = directory
@@ -40,22 +37,7 @@ class Server:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                TWISTD,
-                "-n",
-                "--pidfile=",
-                "mailsuite",
-                "--config",
-                str(self.config),
-                "--data-dir",
-                str(self.data_dir),
-            ],
-            cwd=self.directory,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        self.process = start_twistd(self.config, self.data_dir, self.directory)
 
         def listening():
             assert self.process.poll() is None, self.process.stdout.read()
