@@ -94,6 +94,17 @@ def _num(value: float | None, fmt: str = "{:.2f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def _aligned(lines: list[tuple[str, ...]]) -> list[str]:
+    """Rows as left-aligned columns, the first (the header) underlined."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = []
+    for n, line in enumerate(lines):
+        out.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        if n == 0:
+            out.append("  ".join("-" * width for width in widths))
+    return out
+
+
 def table(rows: list[dict]) -> str:
     header = (
         "workload", "peer", "msgs/s (median)", "[min-max]", "delivered/s", "ms/peer",
@@ -118,12 +129,7 @@ def table(rows: list[dict]) -> str:
                 f"{row['counted']}/{row['total']}",
             )
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = []
-    for n, line in enumerate(lines):
-        out.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
-        if n == 0:
-            out.append("  ".join("-" * width for width in widths))
+    out = _aligned(lines)
     out.append(
         "* not durable (no fsync before 250). smtp-sink and the fsync ceilings are bounds, not"
         " peers; srv CPU of a ceiling is its own loop's."
@@ -233,12 +239,7 @@ def mailbox_table(rows: list[dict]) -> str:
                 "yes" if row["complete"] else "NO",
             )
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = []
-    for n, line in enumerate(lines):
-        out.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
-        if n == 0:
-            out.append("  ".join("-" * width for width in widths))
+    out = _aligned(lines)
     out.append(
         "time ratio = mailsuite median time / dovecot median time: below 1.00 mailsuite is faster."
         " peak RSS = largest single process (Dovecot: its per-session imap/pop3 process);"

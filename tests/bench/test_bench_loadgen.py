@@ -26,6 +26,21 @@ loadgen = _load("loadgen")
 report = _load("report")
 
 
+def _spec(suite, role: str = "smtp", **fields) -> object:
+    """A small load for ``suite``: MX mail to alice unless ``fields`` say otherwise."""
+    defaults = {
+        "total": 20,
+        "concurrency": 3,
+        "size": 2048,
+        "recipient": "alice@example.com",
+        "sender": "sender@remote.example",
+        "token_prefix": "t",
+        "reply_timeout": 10,
+        "deadline": 30,
+    }
+    return loadgen.LoadSpec(port=suite.port(role), **{**defaults, **fields})
+
+
 def _tokens(messages: list[bytes]) -> set[str]:
     found = set()
     for message in messages:
@@ -36,17 +51,7 @@ def _tokens(messages: list[bytes]) -> set[str]:
 
 
 def test_mx_load_is_all_delivered(suite):
-    spec = loadgen.LoadSpec(
-        port=suite.port("smtp"),
-        total=20,
-        concurrency=3,
-        size=2048,
-        recipient="alice@example.com",
-        sender="sender@remote.example",
-        token_prefix="t",
-        reply_timeout=10,
-        deadline=30,
-    )
+    spec = _spec(suite)
     result = asyncio.run(loadgen.run_load(spec))
     assert result.failed == 0, result.errors
     assert sorted(result.accepted) == [f"t-{i:07d}" for i in range(20)]
@@ -57,8 +62,9 @@ def test_mx_load_is_all_delivered(suite):
 
 
 def test_submission_load_uses_starttls_and_auth(suite):
-    spec = loadgen.LoadSpec(
-        port=suite.port("submission"),
+    spec = _spec(
+        suite,
+        "submission",
         total=4,
         concurrency=2,
         size=1024,
@@ -69,8 +75,6 @@ def test_submission_load_uses_starttls_and_auth(suite):
         username="alice@example.com",
         password=PASSWORD,
         per_session=2,
-        reply_timeout=10,
-        deadline=30,
     )
     result = asyncio.run(loadgen.run_load(spec))
     assert result.failed == 0, result.errors
@@ -80,17 +84,7 @@ def test_submission_load_uses_starttls_and_auth(suite):
 
 
 def test_refused_messages_are_not_counted(suite):
-    spec = loadgen.LoadSpec(
-        port=suite.port("smtp"),
-        total=3,
-        concurrency=1,
-        size=1024,
-        recipient="nobody@example.com",
-        sender="sender@remote.example",
-        token_prefix="x",
-        reply_timeout=10,
-        deadline=30,
-    )
+    spec = _spec(suite, total=3, concurrency=1, recipient="nobody@example.com", token_prefix="x")
     result = asyncio.run(loadgen.run_load(spec))
     assert result.accepted == [] and result.failed == 3
     assert "RCPT" in result.errors[0]
