@@ -15,6 +15,14 @@ into flag changes and vanished ones into expunges. System flags are mirrored in 
 All methods are blocking and thread-safe (one lock per folder): call them from worker threads.
 The small per-message columns are mirrored in memory, so a 10,000-message SELECT or FETCH FLAGS
 costs no SQL; header blocks, envelopes and part trees are cached in SQLite and parsed once.
+
+First contact is cheap, as in Dovecot: a file found by ``sync()`` is indexed from its name and
+one stat (size from ``,W=``/``,S=``, see ``file_facts``; flags from ``:2,``; INTERNALDATE from
+the mtime), its header block and envelope are left NULL, and the first reader that needs them
+(FETCH ENVELOPE / header sections, SEARCH) parses them for its whole batch and stores them. A row
+is "parsed" once ``envwire`` or ``envelope`` (the JSON form, which older versions always wrote
+and lazy parsing skips) is set; ``header`` stays NULL for a parsed message only when its header
+block is too big to cache. The schema is unchanged (version 2): older versions read such rows.
 """
 
 from __future__ import annotations
@@ -35,10 +43,13 @@ from pathlib import Path
 from typing import Any
 
 from mailsuite.store import mime
+from mailsuite.store.maildrop import crlf_size_from_name, name_sizes
 from mailsuite.store.safeio import fsync_dir
 
 INDEX_FILE = "mailsuite-index.sqlite"
 MAX_CACHED_HEADER = 64 * 1024
+_FIRST_READ = 8192  # most header blocks end within it
+_UNPARSED = "(envelope IS NULL AND envwire IS NULL)"  # SQL: the header was never parsed
 # 2: the ``envwire`` column (ENVELOPE as IMAP bytes). A version-1 index gains the column on
 # open and fills it lazily from the ``envelope`` JSON; nothing is rebuilt.
 SCHEMA_VERSION = 2
@@ -97,6 +108,15 @@ class Record:
 
 
 @dataclass(frozen=True)
+class _Parsed:
+    """What parsing a message's header block gives (see ``FolderIndex._parse``)."""
+
+    header: bytes
+    envwire: bytes
+    cached: bool  # False: header block too big to keep in the index
+
+
+@dataclass(frozen=True)
 class Status:
     uidvalidity: int
     uidnext: int
@@ -150,16 +170,57 @@ class _Names:
 _names = _Names()
 
 
-def read_header_block(path: Path) -> tuple[bytes, bool]:
-    """The header block (up to MAX_CACHED_HEADER) and whether the file uses CRLF line ends."""
-    with open(path, "rb") as fh:
-        head = fh.read(MAX_CACHED_HEADER)
-    first_nl = head.find(b"\n")
-    crlf = first_nl < 0 or head[first_nl - 1 : first_nl] == b"\r"
+def read_header_block(path: Path | str, crlf: bool | None = None) -> tuple[bytes, bool]:
+    """The header block (CRLF form, up to MAX_CACHED_HEADER) and whether the file uses CRLF
+    line ends (``crlf`` when the caller knows; else the first line end decides, as the index
+    always has). FileNotFoundError if the file is gone.
+
+    A bare ``os.read`` of the first 8 KB, where most header blocks end: a folder's first FETCH
+    ENVELOPE does this for every message, and Python file objects would double its cost.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        head = os.read(fd, _FIRST_READ)
+        if len(head) == _FIRST_READ and b"\n\r\n" not in head and b"\n\n" not in head:
+            while len(head) < MAX_CACHED_HEADER and (
+                more := os.read(fd, MAX_CACHED_HEADER - len(head))
+            ):
+                head += more
+    finally:
+        os.close(fd)
+    if crlf is None:
+        first_nl = head.find(b"\n")
+        crlf = first_nl < 0 or head[first_nl - 1 : first_nl] == b"\r"
     if not crlf:
         head = to_crlf(head)
     end = mime.header_block_end(head, 0, len(head))
     return head[:end], crlf
+
+
+def file_facts(path: str, key: str) -> tuple[float, int, bool] | None:
+    """(mtime, RFC822.SIZE, CRLF-only?) of a message file, from one stat and its name if it
+    can: None if the file is gone.
+
+    RFC822.SIZE counts CRLF line ends (RFC 3501 §2.3.4). ``,W=`` is that size by Dovecot's
+    convention, and the file holds no bare LF exactly when its size on disk is the same; a
+    file our MDA delivered (``maildrop.crlf_size_from_name``) is CRLF-only. Only files the name
+    says nothing useful about are read: the first line end decides, as it always has.
+    """
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    size = stat.st_size
+    _s, w = name_sizes(key)
+    if w is not None and w >= size:  # smaller would be a name that lies: measure instead
+        return stat.st_mtime, w, w == size
+    if crlf_size_from_name(key) == size:
+        return stat.st_mtime, size, True
+    try:
+        _header, crlf = read_header_block(path)
+        return stat.st_mtime, size if crlf else canonical_size(Path(path)), crlf
+    except FileNotFoundError:
+        return None
 
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
@@ -406,9 +467,15 @@ class FolderIndex:
         """The message's header block (CRLF, with its blank line)."""
         with self._lock:
             record = self._need(uid)
-            row = self._db.execute("SELECT header FROM messages WHERE uid = ?", (uid,)).fetchone()
+            row = self._db.execute(
+                f"SELECT header, {_UNPARSED} FROM messages WHERE uid = ?", (uid,)
+            ).fetchone()
         if row and row[0] is not None:
             return bytes(row[0])
+        if row and row[1]:
+            parsed = self._parse([uid]).get(uid)
+            if parsed is not None:
+                return parsed.header
         data = self.content(record)
         try:
             return bytes(data[: mime.header_block_end(data, 0, len(data))])
@@ -421,9 +488,8 @@ class FolderIndex:
             row = self._db.execute("SELECT envelope FROM messages WHERE uid = ?", (uid,)).fetchone()
         if row and row[0]:
             return json.loads(row[0])
-        value = mime.envelope(mime.parse_header_fields(self.header(record.uid)))
-        self._cache(uid, "envelope", json.dumps(value))
-        return value
+        # No JSON: parsed lazily (only the wire form is kept) or never (header() parses it).
+        return mime.envelope(mime.parse_header_fields(self.header(record.uid)))
 
     def envelopes_wire(self, uids: list[int]) -> dict[int, bytes]:
         """ENVELOPEs as IMAP bytes (``mime.envelope_imap``) of many messages: one range query
@@ -445,17 +511,20 @@ class FolderIndex:
         if not missing:
             return found
         made: list[tuple[bytes, int]] = []
+        unparsed: list[int] = []
         for uid, env in missing:
             if uid not in self._records:
                 continue
-            try:
-                value = json.loads(env) if env else self.envelope(uid)
-            except (KeyError, FileNotFoundError):
+            if not env:
+                unparsed.append(uid)
                 continue
-            found[uid] = wire = mime.envelope_imap(value)
+            found[uid] = wire = mime.envelope_imap(json.loads(env))  # a version-1 row
             made.append((wire, uid))
-        with self._lock, contextlib.suppress(sqlite3.Error):
-            self._db.executemany("UPDATE messages SET envwire = ? WHERE uid = ?", made)
+        if made:
+            with self._lock, contextlib.suppress(sqlite3.Error), self._transaction():
+                self._db.executemany("UPDATE messages SET envwire = ? WHERE uid = ?", made)
+        for uid, parsed in self._parse(unparsed).items():
+            found[uid] = parsed.envwire
         return found
 
     def headers(self, uids: list[int]) -> dict[int, bytes]:
@@ -464,15 +533,61 @@ class FolderIndex:
         Messages whose header was too big to cache are left out: ask ``header()`` for them.
         """
         found: dict[int, bytes] = {}
+        unparsed: list[int] = []
         with self._lock:
             for lo, hi in _chunks(uids):
                 rows = self._db.execute(
                     "SELECT uid, header FROM messages WHERE uid BETWEEN ? AND ?"
-                    " AND header IS NOT NULL",
+                    f" AND (header IS NOT NULL OR {_UNPARSED})",
                     (lo, hi),
                 )
-                found.update(rows)
+                for uid, header in rows:
+                    if header is not None:
+                        found[uid] = header
+                    else:
+                        unparsed.append(uid)
+        if unparsed:
+            wanted = set(uids)
+            for uid, parsed in self._parse([u for u in unparsed if u in wanted]).items():
+                if parsed.cached:
+                    found[uid] = parsed.header
         return found
+
+    def _parse(self, uids: list[int]) -> dict[int, _Parsed]:
+        """Parse the header blocks of never-parsed messages and store what readers need (the
+        header block and the ENVELOPE as IMAP bytes), in one transaction.
+
+        The files are read and parsed without the folder lock (other sessions go on); a message
+        expunged meanwhile is left out. Two sessions parsing the same message both get the
+        same answer, and only the first one's row update writes anything.
+        """
+        parsed: dict[int, _Parsed] = {}
+        rows: list[tuple[Any, ...]] = []
+        for uid in uids:
+            record = self._records.get(uid)
+            if record is None:
+                continue
+            try:
+                header = self._read_header(record)
+            except FileNotFoundError:
+                continue
+            wire = mime.envelope_imap(mime.envelope(mime.parse_header_fields(header)))
+            cached = len(header) < MAX_CACHED_HEADER
+            parsed[uid] = _Parsed(header, wire, cached)
+            rows.append((header if cached else None, wire, uid))
+        if rows:
+            with self._lock, contextlib.suppress(sqlite3.Error), self._transaction():
+                self._db.executemany(
+                    f"UPDATE messages SET header = ?, envwire = ? WHERE uid = ? AND {_UNPARSED}",
+                    rows,
+                )
+        return parsed
+
+    def _read_header(self, record: Record) -> bytes:
+        try:
+            return read_header_block(self.file_path(record), record.crlf)[0]
+        except FileNotFoundError:
+            return read_header_block(self._relocate(record), record.crlf)[0]
 
     def structure(self, uid: int) -> dict[str, Any]:
         """The MIME part tree with byte offsets into the CRLF form of the message."""
@@ -618,10 +733,40 @@ class FolderIndex:
                     "UPDATE messages SET name = ?, flags = ?, modseq = ? WHERE uid = ?",
                     (record.name, " ".join(sorted(record.flags)), record.modseq, record.uid),
                 )
-            for key in new_keys:
-                self._index_file(key, found[key], modseq)
+            if new_keys:
+                self._index_new(new_keys, found, modseq)
             self._set_meta(highestmodseq=modseq)
         return True
+
+    def _index_new(self, keys: list[str], found: dict[str, str], modseq: int) -> None:
+        """Give files found by a scan their UIDs, from names and stats only: the parsed
+        columns stay NULL until a reader needs them (``_parse``)."""
+        uid = self._meta["uidnext"]
+        base = os.fspath(self.path) + os.sep
+        rows = []
+        records: list[Record] = []
+        flag_text: dict[frozenset[str], str] = {}
+        for key in keys:
+            name = found[key]
+            facts = file_facts(base + name, key)
+            if facts is None:
+                continue  # gone already (expunged by another program)
+            mtime, size, crlf = facts
+            _, flags = split_name(name)
+            records.append(Record(uid, key, name, flags, modseq, mtime, size, crlf))
+            text = flag_text.get(flags)
+            if text is None:
+                text = flag_text[flags] = " ".join(sorted(flags))
+            rows.append((uid, key, name, text, modseq, mtime, size, int(crlf)))
+            uid += 1
+        self._db.executemany(
+            "INSERT INTO messages (uid, key, name, flags, modseq, internaldate, size, crlf)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        for record in records:
+            self._put(record)
+        self._set_meta(uidnext=uid)
 
     def _index_file(
         self,
@@ -863,6 +1008,7 @@ class FolderIndex:
     def envelopes(self, uids: list[int]) -> dict[int, dict[str, Any]]:
         """Cached envelopes of many messages in one query (FETCH ENVELOPE of a whole folder)."""
         found: dict[int, dict[str, Any]] = {}
+        missing: list[int] = []
         with self._lock:
             for start in range(0, len(uids), 500):
                 chunk = uids[start : start + 500]
@@ -873,6 +1019,12 @@ class FolderIndex:
                 for uid, text in rows:
                     if text:
                         found[uid] = json.loads(text)
+                    else:
+                        missing.append(uid)
+        self.headers(sorted(missing))  # parses those never parsed, in bulk
+        for uid in missing:
+            with contextlib.suppress(KeyError, FileNotFoundError):
+                found[uid] = self.envelope(uid)
         return found
 
     def cached_facts(self, uid: int) -> tuple[Any, Any, Any, Any]:

@@ -10,10 +10,12 @@ changes its flags, so a message found at scan time is found again by base name l
 it went. Message files are never rewritten: reading marks nothing, ``commit()`` only unlinks and
 renames.
 
-Wire form: a POP3 client counts "octets" of the message with CRLF line endings. Our MDA stores
-CRLF already, but a file put there by other means may hold bare LF, so sizes are measured by
-running the file through ``CRLFNormalizer`` (the same code that prepares what is sent) and cached
-per inode, since Maildir files never change.
+Wire form: a POP3 client counts "octets" of the message with CRLF line endings. The file name
+usually says: ``,W=<n>`` is that size by the convention Dovecot introduced, and ``,S=<n>`` on a
+file our own MDA delivered is too (it stores CRLF only, ending with CRLF). So a login, like
+Dovecot's, reads directories, not files. A file put there by other means without those fields
+may hold bare LF: it is measured by running it through ``CRLFNormalizer`` (the same code that
+prepares what is sent), once per process and inode, since Maildir files never change.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ READ_CHUNK = 64 * 1024
 _UIDL_OK = re.compile(r"[\x21-\x7e]{1,70}")
 # Our MDA's names start with "<seconds>.M<microseconds>"; others at least with "<seconds>.".
 _TIME_PREFIX = re.compile(r"(\d+)\.(?:M(\d+))?")
+# What mailsuite.store.maildir.MaildirStore.unique_name makes: "<sec>.M<usec>P<pid>Q<n>.<host>".
+# Nobody else uses "Q<n>" there (Dovecot: "<sec>.M<usec>P<pid>.<host>"; Courier adds V/I).
+_OUR_MDA = re.compile(r"\d+\.M\d+P\d+Q\d+\.")
 
 
 class MessageGone(Exception):
@@ -65,6 +70,38 @@ def uidl_for(base: str) -> str:
         return base
     digest = hashlib.sha256(base.encode("utf-8", "surrogateescape")).hexdigest()
     return f"H:{digest[:64]}"
+
+
+def name_sizes(base: str) -> tuple[int | None, int | None]:
+    """The ``,S=<n>`` and ``,W=<n>`` fields of a Maildir base name (None where absent).
+
+    S= is the file's size on disk, W= its size with CRLF line ends (the fields follow the
+    unique part, comma-separated: ``<unique>,S=1234,W=1260``).
+    """
+    if "," not in base:
+        return None, None
+    s = w = None
+    for part in base.split(",")[1:]:
+        if part[:2] == "S=" and part[2:].isdigit():
+            s = int(part[2:])
+        elif part[:2] == "W=" and part[2:].isdigit():
+            w = int(part[2:])
+    return s, w
+
+
+def crlf_size_from_name(base: str) -> int | None:
+    """The size with CRLF line ends that the name vouches for, without reading the file.
+
+    W= says so by convention. S= does only on a file our MDA delivered: SMTP DATA is stored with
+    every line end CRLF and ends with CRLF, so size on disk and CRLF size are one. Anything
+    else (S= from Courier or an IMAP APPEND, which may hold bare LF) has to be measured.
+    """
+    s, w = name_sizes(base)
+    if w is not None:
+        return w
+    if s is not None and _OUR_MDA.match(base):
+        return s
+    return None
 
 
 class CRLFNormalizer:
@@ -112,7 +149,7 @@ class WireSizeCache:
         self._sizes: dict[tuple[int, int, int, int], int] = {}
         self._lock = threading.Lock()
 
-    def size(self, path: Path, stat: os.stat_result) -> int:
+    def size(self, path: Path | str, stat: os.stat_result) -> int:
         key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
         with self._lock:
             known = self._sizes.get(key)
@@ -169,21 +206,29 @@ class Maildrop:
 
     @classmethod
     def scan(cls, root: Path, sizes: WireSizeCache | None = None) -> Maildrop:
-        """List ``new/`` and ``cur/`` and measure each message. Blocking."""
+        """List ``new/`` and ``cur/`` and size each message (from its name when it says, else
+        by reading it; see the module docstring). Blocking."""
         sizes = sizes if sizes is not None else WireSizeCache()
         found: dict[str, DropMessage] = {}
         for subdir in ("cur", "new"):  # cur first: if a base is in both, keep the cur/ file
             for entry in _entries(Path(root) / subdir):
-                base, _flags = split_name(entry.name)
+                name = entry.name
+                base = name.partition(":")[0]
                 if not base or base in found:
                     continue
-                try:
-                    stat = entry.stat(follow_symlinks=False)
-                    size = sizes.size(Path(entry.path), stat)
-                except FileNotFoundError:
-                    continue  # expunged by another session while we looked
+                size = crlf_size_from_name(base)
+                time_prefix = _TIME_PREFIX.match(name)
+                mtime_ns = 0
+                if size is None or time_prefix is None:
+                    try:
+                        stat = entry.stat(follow_symlinks=False)
+                        if size is None:
+                            size = sizes.size(entry.path, stat)
+                    except FileNotFoundError:
+                        continue  # expunged by another session while we looked
+                    mtime_ns = stat.st_mtime_ns
                 found[base] = DropMessage(
-                    base, subdir, entry.name, size, _order_key(entry.name, stat.st_mtime_ns)
+                    base, subdir, name, size, _order_key(name, mtime_ns, time_prefix)
                 )
         messages = sorted(found.values(), key=lambda m: m.order)
         return cls(Path(root), messages)
@@ -295,9 +340,12 @@ def _entries(directory: Path) -> list[os.DirEntry]:
     return [e for e in entries if not e.name.startswith(".") and e.is_file(follow_symlinks=False)]
 
 
-def _order_key(name: str, mtime_ns: int) -> tuple[int, str]:
-    """Delivery order: the time in the Maildir name (to the microsecond), else the file's mtime."""
-    match = _TIME_PREFIX.match(name)
+def _order_key(name: str, mtime_ns: int, match: re.Match[str] | None = None) -> tuple[int, str]:
+    """Delivery order: the time in the Maildir name (to the microsecond), else the file's mtime.
+
+    ``match`` is ``_TIME_PREFIX.match(name)`` when the caller has it already.
+    """
+    match = match or _TIME_PREFIX.match(name)
     if match:
         micros = int(match.group(1)) * 1_000_000 + int(match.group(2) or 0)
     else:

@@ -129,3 +129,43 @@ def _literal(data: bytes):
     from mailsuite.imap.parser import Literal
 
     return Literal(len(data), data=data)
+
+
+def test_a_folder_indexed_from_file_names_answers_from_parsed_headers(suite):
+    """Messages put into the Maildir by others are indexed on SELECT from their names only;
+    the first FETCH / SEARCH that needs their headers parses them, and keeps what it parsed."""
+    root = suite.service.store.ensure_maildir("alice@example.com")
+    header = (
+        'From: "Doe, Jane" <jane@example.org>\r\nTo: alice@example.com\r\n'
+        "Subject: {subject}\r\nMessage-ID: <{n}@x>\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+    )
+    body = "--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--\r\n"
+    files = {}
+    for n, subject in enumerate(["alpha", "bravo", "charlie"], 1):
+        data = (header.format(subject=subject, n=n) + body).encode()
+        if n == 2:  # Dovecot's names: bare LF on disk, W= the CRLF size
+            data = data.replace(b"\r\n", b"\n")
+            wire_size = len(data) + data.count(b"\n")
+            name = f"170000000{n}.M{n}P9.else,S={len(data)},W={wire_size}"
+        elif n == 3:  # no size in the name
+            data = data.replace(b"\r\n", b"\n")
+            name = f"170000000{n}.M{n}P9V1I{n}.else"
+        else:
+            name = f"170000000{n}.M{n}P9Q{n}.mx,S={len(data)}"  # our MDA's
+        (root / "cur" / f"{name}:2,S").write_bytes(data)
+        files[n] = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    client = imap(suite)
+    client.select("INBOX")
+    assert search(client, "SUBJECT", "bravo") == ["2"]
+    typ, data = client.fetch("1:3", "(RFC822.SIZE ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert typ == "OK"
+    text = b"".join(part if isinstance(part, bytes) else b"".join(part) for part in data)
+    for n, subject in enumerate([b"alpha", b"bravo", b"charlie"], 1):
+        assert b"RFC822.SIZE %d " % len(files[n]) in text
+        assert b'"%s" (("Doe, Jane" NIL "jane" "example.org"))' % subject in text
+        assert b"Subject: %s\r\n\r\n" % subject in text
+    typ, data = client.fetch("3", "(BODYSTRUCTURE BODY.PEEK[])")
+    assert b'(("TEXT" "PLAIN" ("charset" "us-ascii") NIL NIL "7BIT" 5 1 ' in data[0][0]
+    assert data[0][1] == files[3]
+    client.logout()

@@ -12,6 +12,8 @@ from mailsuite.store.maildrop import (
     Maildrop,
     MessageGone,
     WireSizeCache,
+    crlf_size_from_name,
+    name_sizes,
     split_name,
     uidl_for,
     wire_size_of,
@@ -138,3 +140,19 @@ def test_seen_follows_a_flag_change(root):
     os.rename(root / "new" / message.name, root / "cur" / f"{message.base}:2,F")
     assert drop.commit([], [message]).seen_failed == []
     assert os.listdir(root / "cur") == [f"{message.base}:2,FS"]
+
+
+@pytest.mark.parametrize(
+    ("base", "sizes", "vouched"),
+    [
+        ("1.M1P2Q3.mx,S=120", (120, None), 120),  # our MDA: CRLF only
+        ("1.M1P2.host,S=100,W=104", (100, 104), 104),  # Dovecot: W= is the CRLF size
+        ("1.M1P2V3I4.host,S=100", (100, None), None),  # Courier: may hold bare LF
+        ("1.M1P2X3.host,S=100", (100, None), None),  # an IMAP APPEND: the client's bytes
+        ("1.M1P2Q3.host", (None, None), None),
+        ("1.M1P2.host,S=x,W=", (None, None), None),
+    ],
+)
+def test_sizes_a_name_vouches_for(base, sizes, vouched):
+    assert name_sizes(base) == sizes
+    assert crlf_size_from_name(base) == vouched

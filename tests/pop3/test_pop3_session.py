@@ -17,6 +17,8 @@ from pop3util import (
     wait_unlocked,
 )
 
+from mailsuite.store.maildrop import Maildrop, WireSizeCache
+
 HELLO = b"From: bob@example.com\r\nSubject: hello\r\n\r\nfirst line\r\nsecond line\r\n"
 
 
@@ -204,6 +206,27 @@ def test_byte_stuffing_round_trip(suite):
     )
     assert unstuffed == message
     session.close()
+
+
+def test_sizes_from_file_names_are_the_octets_retr_sends(suite):
+    """LIST/STAT sizes come from the names (our MDA's S=, Dovecot's W=) without reading files,
+    or from reading files whose names say nothing; each is what RETR sends."""
+    crlf = b"Subject: ours\r\n\r\nline\r\n"
+    bare = b"Subject: theirs\nX: y\n\nline\n"
+    wire_size = len(bare) + bare.count(b"\n")
+    root = suite.service.store.ensure_maildir(ALICE)
+    put_message(suite, ALICE, crlf)  # via SMTP DATA our MDA writes exactly such files
+    (root / "new" / f"1700000001.M1P9.elsewhere,S={len(bare)},W={wire_size}").write_bytes(bare)
+    (root / "cur" / "1700000002.M2P9V1I1.elsewhere:2,S").write_bytes(bare)  # no size in name
+    client = pop3s(suite, ALICE)
+    listed = [int(line.split()[1]) for line in client.list()[1]]
+    sent = [client.retr(n)[2] for n in (1, 2, 3)]
+    assert listed == sent
+    assert sorted(sent) == [len(crlf), wire_size, wire_size]
+    client.quit()
+    cache = WireSizeCache()
+    assert [m.size for m in Maildrop.scan(root, cache).messages] == listed
+    assert len(cache) == 1  # only the file whose name gives no size was read
 
 
 def test_bare_lf_message_is_sent_with_crlf_and_sized_so(suite):

@@ -174,6 +174,7 @@ def test_vanished_since_from_history_and_after_pruning(tmp_path, monkeypatch):
 
 
 def test_version_1_index_gains_the_envelope_bytes_column_and_keeps_its_uids(tmp_path):
+    import json
     import sqlite3
 
     from mailsuite.store import mime
@@ -185,8 +186,14 @@ def test_version_1_index_gains_the_envelope_bytes_column_and_keeps_its_uids(tmp_
     index.sync()
     validity = index.uidvalidity
     index.close()
-    # What a version-1 index looks like: no envwire column.
+    # What a version-1 index looks like: no envwire column, every envelope parsed as JSON.
     db = sqlite3.connect(root / INDEX_FILE)
+    for uid, name in list(db.execute("SELECT uid, name FROM messages")):
+        header = (root / name).read_bytes().split(b"\r\n\r\n")[0] + b"\r\n\r\n"
+        envelope = json.dumps(mime.envelope(mime.parse_header_fields(header)))
+        db.execute(
+            "UPDATE messages SET envelope = ?, header = ? WHERE uid = ?", (envelope, header, uid)
+        )
     db.execute("ALTER TABLE messages DROP COLUMN envwire")
     db.execute("UPDATE meta SET value = 1 WHERE key = 'version'")
     db.commit()
@@ -233,3 +240,119 @@ def test_store_on_many_messages_renames_each_once_and_persists(tmp_path):
     again = FolderIndex(root)
     again.sync()
     assert all(r.flags == {"\\Seen", "$Label"} for r in again.records())
+
+
+# --- first contact: indexed from names and stats, headers parsed on first need ---------------
+
+HEADER = (
+    b'From: "Doe, Jane" <jane@example.org>\r\nTo: Bob <bob@example.com>, carol@example.net\r\n'
+    b"Subject: lazy one\r\nMessage-ID: <1@x>\r\nContent-Type: text/plain\r\n\r\n"
+)
+
+
+def _lazy_folder(root):
+    """One message of each kind the index meets: (base name, data, CRLF size)."""
+    crlf = HEADER + b"body\r\n"
+    bare = HEADER.replace(b"\r\n", b"\n") + b"line\nline\n"
+    bare_crlf = len(bare) + bare.count(b"\n")
+    kinds = [
+        (f"1000.M1P7Q1.host,S={len(crlf)}", crlf),  # our MDA: CRLF, S= is the CRLF size
+        (f"1001.M2P7.host,S={len(bare)},W={bare_crlf}", bare),  # Dovecot's names
+        ("1002.M3P7V1I2.host", bare),  # someone else's, no size in the name, bare LF
+        (f"1003.M4P7V1I3.host,S={len(bare)}", bare),  # S= on disk, bare LF (Courier)
+        ("1004.M5P7.host", crlf),
+    ]
+    for base, data in kinds:
+        (root / "cur" / f"{base}:2,S").write_bytes(data)
+    return [
+        (base, data, len(data) + data.count(b"\n") - data.count(b"\r\n")) for base, data in kinds
+    ]
+
+
+def _unparsed(index):
+    rows = index._db.execute(
+        "SELECT uid FROM messages WHERE header IS NULL AND envelope IS NULL AND envwire IS NULL"
+    )
+    return sorted(uid for (uid,) in rows)
+
+
+def test_cold_sync_reads_names_not_files_and_sizes_are_crlf_sizes(tmp_path):
+    root = _maildir(tmp_path)
+    kinds = _lazy_folder(root)
+    index = FolderIndex(root)
+    index.sync()
+    records = {r.key: r for r in index.records()}
+    for base, data, crlf_size in kinds:
+        record = records[base]
+        assert record.size == crlf_size, base
+        assert record.crlf == (b"\n" not in data.replace(b"\r\n", b"")), base
+        content = index.content(record)
+        assert len(content) == crlf_size and bytes(content[:6]) == b"From: "
+        if hasattr(content, "close"):
+            content.close()
+        assert record.flags == {"\\Seen"}
+    assert _unparsed(index) == [1, 2, 3, 4, 5]  # nothing parsed yet
+
+
+def test_parsed_columns_are_filled_on_first_need_and_kept(tmp_path):
+    from mailsuite.store import mime
+
+    root = _maildir(tmp_path)
+    _lazy_folder(root)
+    index = FolderIndex(root)
+    index.sync()
+    expected = mime.envelope_imap(mime.envelope(mime.parse_header_fields(HEADER)))
+    assert index.envelopes_wire([1, 2, 3]) == {uid: expected for uid in (1, 2, 3)}
+    assert _unparsed(index) == [4, 5]
+    assert index.headers([4, 5]) == {4: HEADER, 5: HEADER}  # a header section parses too
+    assert _unparsed(index) == []
+    assert index.envelope(2)["from"] == [["Doe, Jane", None, "jane", "example.org"]]
+    index.close()
+    again = FolderIndex(root)  # from the index now: the files are no longer needed
+    for name in os.listdir(root / "cur"):
+        os.rename(root / "cur" / name, root / "tmp" / name)
+    assert again.envelopes_wire([1, 2, 3, 4, 5]) == {uid: expected for uid in range(1, 6)}
+    assert again.headers([1, 2, 3, 4, 5]) == {uid: HEADER for uid in range(1, 6)}
+
+
+def test_single_message_readers_parse_too(tmp_path):
+    root = _maildir(tmp_path)
+    _lazy_folder(root)
+    index = FolderIndex(root)
+    index.sync()
+    assert index.header(3) == HEADER and _unparsed(index) == [1, 2, 4, 5]
+    assert index.envelope(4)["subject"] == "lazy one"
+    assert index.envelopes([1, 5])[5]["to"][1] == [None, None, "carol", "example.net"]
+    assert index.structure(1)["subtype"] == "plain"
+
+
+def test_messages_indexed_by_an_older_version_and_new_lazy_ones_live_together(tmp_path):
+    import json
+
+    from mailsuite.store import mime
+
+    root = _maildir(tmp_path)
+    _put(root, "100.A.host", "old one")
+    index = FolderIndex(root)
+    index.sync()
+    index.close()
+    # What version 2 wrote for every message: header, JSON envelope and wire bytes.
+    import sqlite3
+
+    db = sqlite3.connect(root / INDEX_FILE)
+    header = b"From: a@b.c\r\nSubject: old one\r\n\r\n"
+    envelope = mime.envelope(mime.parse_header_fields(header))
+    db.execute(
+        "UPDATE messages SET header = ?, envelope = ?, envwire = ? WHERE uid = 1",
+        (header, json.dumps(envelope), mime.envelope_imap(envelope)),
+    )
+    db.commit()
+    db.close()
+    _put(root, "200.B.host", "new one")
+    again = FolderIndex(root)
+    again.sync()
+    assert [r.uid for r in again.records()] == [1, 2]
+    assert _unparsed(again) == [2]
+    wire = again.envelopes_wire([1, 2])
+    assert b'"old one"' in wire[1] and b'"new one"' in wire[2]
+    assert again.envelope(1) == envelope

@@ -1,0 +1,92 @@
+"""Header parsing fast paths agree with the slow, general code they stand in for."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+
+import pytest
+
+from mailsuite.store import mime
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Sender Number 12 <s@e.org>",
+        '"Doe, Jane" <jane@example.org>, Bob <bob@x.y>',
+        "J. Smith <a@b.c>",
+        "a@b, c@d",
+        "<a@b>",
+        "A  B\t <a@b>",
+        "=?utf-8?q?J=C3=B6rg?= <j@x.de>",
+        "Müller <m@x.de>",
+        "a.b@c.d (comment)",
+        "Foo <a@b> junk",
+        "a..b@c",
+        "Foo <a@[1.2.3.4]>",
+        "<a@b>,",
+        ", a@b",
+        "a@b,,c@d",
+        "Foo\x0bBar <a@b>",
+        "undisclosed-recipients:;",
+        "",
+    ],
+)
+def test_split_addresses_matches_email_utils(value):
+    assert mime.split_addresses(value) == email.utils.getaddresses([value])
+
+
+def test_split_addresses_matches_email_utils_on_generated_lists():
+    rnd = random.Random(7)
+    words = ["Foo", "Bar", "J.", ".", "é", " ", "  ", "\t", "\x0b", "\n", ",", "=?x?=", "O'N", "!"]
+    atoms = ["a", "b.c", ".", "é", "+t", "x-y"]
+
+    def name():
+        return "".join(rnd.choice(words) for _ in range(rnd.randint(0, 4)))
+
+    def addr():
+        local = "".join(rnd.choice(atoms) for _ in range(rnd.randint(1, 3)))
+        return local + "@" + "".join(rnd.choice(atoms) for _ in range(rnd.randint(1, 3)))
+
+    forms = [
+        lambda: f'"{name()}" <{addr()}>',
+        lambda: f"{name()} <{addr()}>",
+        addr,
+        lambda: f"<{addr()}>",
+    ]
+    for _ in range(5000):
+        value = rnd.choice([",", ", ", " , "]).join(
+            rnd.choice(forms)() for _ in range(rnd.randint(1, 3))
+        )
+        assert mime.split_addresses(value) == email.utils.getaddresses([value]), value
+
+
+def test_envelope_takes_the_first_of_each_field_and_defaults_sender_to_from():
+    fields = mime.parse_header_fields(
+        b"Subject: one\r\nFrom: A <a@b>\r\nSubject: two\r\nReply-To: r@b\r\n\r\n"
+    )
+    env = mime.envelope(fields)
+    assert env["subject"] == "one" and env["sender"] == env["from"] == [["A", None, "a", "b"]]
+    assert env["reply_to"] == [[None, None, "r", "b"]]
+    wire = mime.envelope_imap(env)
+    assert wire == (
+        b'(NIL "one" (("A" NIL "a" "b")) (("A" NIL "a" "b")) ((NIL NIL "r" "b")) '
+        b"NIL NIL NIL NIL NIL)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "wire"),
+    [
+        ("plain", b'"plain"'),
+        ('say "hi"', b'"say \\"hi\\""'),
+        ("back\\slash", b'"back\\\\slash"'),
+        ("tab\there", b"{8}\r\ntab\there"),
+        ("é", b"{2}\r\n\xc3\xa9"),
+        ("x" * 1024, b"{1024}\r\n" + b"x" * 1024),
+        (None, b"NIL"),
+    ],
+)
+def test_imap_string_forms(value, wire):
+    assert mime.imap_string(value) == wire
