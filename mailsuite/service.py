@@ -18,7 +18,6 @@ from mailsuite.accounts.database import SQLiteUserDatabase
 from mailsuite.accounts.service import AccountService
 from mailsuite.config import Config, ListenAddress
 from mailsuite.imap.server import IMAPContext, IMAPFactory, IMAPLimits
-from mailsuite.memory import limit_malloc_caching
 from mailsuite.pop3.server import POP3Context, POP3Factory
 from mailsuite.queue.scheduler import make_scheduler
 from mailsuite.queue.spool import QueueSpool
@@ -184,7 +183,6 @@ class MailSuite(MultiService):
 
         # Hashing, SQLite and fsync all run in the reactor's pool: give it room for bursts.
         reactor.suggestThreadPoolSize(max(10, (os.cpu_count() or 2) * 4))
-        limit_malloc_caching()
         if self.hash_pool.joined:  # started again after a stop (tests restart the suite)
             self.hash_pool = _hash_pool()
             self.accounts.hash_pool = self.hash_pool

@@ -21,9 +21,12 @@ from twisted.python.threadpool import ThreadPool
 from mailsuite.accounts.addresses import AddressError, normalize_mailbox
 from mailsuite.accounts.database import IUserDatabase, MailboxDisabled, Resolution
 from mailsuite.accounts.passwords import dummy_verify, verify_password
+from mailsuite.memory import release_free_memory
 
 _log = Logger()
 
+# Seconds without a login before argon2's freed memory is handed back to the system.
+TRIM_AFTER_IDLE = 5.0
 # Entries in the routing cache before it is simply emptied (a crude bound on memory).
 CACHE_SIZE = 20_000
 # Failures that are answers ("disabled", "not an address") and so may be cached.
@@ -41,7 +44,8 @@ class AccountService:
     ) -> None:
         """``hash_pool`` runs password verification (default: ``threadpool``). A small one of
         its own bounds how many argon2 computations, each holding its memory cost (19 MiB by
-        default), run at once, and keeps that memory in a few threads instead of every one."""
+        default), run at once, and keeps that memory in a few threads instead of every one;
+        it is returned to the system TRIM_AFTER_IDLE seconds after the last login."""
         # Imported here, not at module level, so importing this module never installs a reactor
         # (twistd picks the reactor before loading the application).
         from twisted.internet import reactor
@@ -52,6 +56,24 @@ class AccountService:
         self.hash_pool = hash_pool if hash_pool is not None else self._threadpool
         self._cache: dict[tuple, tuple[bool, Any]] = {}  # key -> (ok, result or exception)
         self._generation: object = None
+        self._verifying = 0
+        self._trim_call: Any = None
+
+    def _verification_done(self, result: Any) -> Any:
+        """After the last of a burst of logins, give argon2's memory back once all is quiet."""
+        self._verifying -= 1
+        if self._verifying == 0:
+            if self._trim_call is not None and self._trim_call.active():
+                self._trim_call.reset(TRIM_AFTER_IDLE)
+            else:
+                self._trim_call = self._reactor.callLater(TRIM_AFTER_IDLE, self._trim)
+        return result
+
+    def _trim(self) -> None:
+        if self._verifying == 0 and getattr(self.hash_pool, "started", True):
+            deferToThreadPool(self._reactor, self.hash_pool, release_free_memory).addErrback(
+                lambda failure: _log.failure("malloc_trim failed", failure)
+            )
 
     def _in_thread(self, func: Callable[..., Any], *args: Any) -> Deferred[Any]:
         return deferToThreadPool(self._reactor, self._threadpool, func, *args)
@@ -95,9 +117,9 @@ class AccountService:
         does not reveal which accounts exist. A correct password stored with an outdated hash
         is re-hashed with the current parameters.
         """
-        return deferToThreadPool(
-            self._reactor, self.hash_pool, self._authenticate, username, password
-        )
+        self._verifying += 1
+        d = deferToThreadPool(self._reactor, self.hash_pool, self._authenticate, username, password)
+        return d.addBoth(self._verification_done)
 
     def _authenticate(self, username: str, password: str) -> str | None:
         try:

@@ -593,6 +593,8 @@ class POP3Server(TimeoutMixin, Protocol):
 class POP3Factory(ServerFactory):
     """Builds sessions for one listener: STLS (110 role) or implicit TLS (995 role)."""
 
+    noisy = False  # the listener's own log line says enough
+
     def __init__(self, context: POP3Context, implicit_tls: bool) -> None:
         self.context = context
         self.implicit_tls = implicit_tls

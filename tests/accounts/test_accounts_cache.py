@@ -2,6 +2,7 @@
 a change committed by another process (the admin CLI) is seen at the very next lookup."""
 
 import os
+import threading
 
 import pytest
 from twisted.python.threadpool import ThreadPool
@@ -151,3 +152,23 @@ def test_the_changes_file_is_replaced_when_full(server_db, path, monkeypatch):
         tokens.add(server_db.generation())
         assert os.stat(changes).st_size <= 4
     assert len(tokens) == 6
+
+
+def test_memory_is_released_once_logins_stop(server_db, reactor_thread, monkeypatch):
+    from mailsuite.accounts import service as service_module
+    from mailsuite.accounts.passwords import hash_password
+
+    released = threading.Event()
+    monkeypatch.setattr(service_module, "TRIM_AFTER_IDLE", 0.05)
+    monkeypatch.setattr(service_module, "release_free_memory", released.set)
+    server_db.set_password_hash("bob@example.com", hash_password("secret"))
+    pool = ThreadPool(minthreads=1, maxthreads=2, name="test-trim")
+    pool.start()
+    try:
+        accounts = AccountService(server_db, pool, hash_pool=pool)
+        logins = [("bob@example.com", "secret"), ("bob@example.com", "wrong")]
+        results = [reactor_thread.call(accounts.authenticate, *login) for login in logins]
+        assert results == ["bob@example.com", None]
+        assert released.wait(5)
+    finally:
+        pool.stop()

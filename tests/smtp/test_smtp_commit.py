@@ -9,7 +9,7 @@ import threading
 import pytest
 from twisted.internet.defer import DeferredList
 
-from mailsuite.memory import limit_malloc_caching
+from mailsuite.memory import release_free_memory
 from mailsuite.queue.spool import QueueSpool
 from mailsuite.smtp.committer import CommitQueue
 from mailsuite.smtp.delivery import CommitResult, Envelope, MessageRouter
@@ -109,6 +109,6 @@ def test_sync_paths_reports_a_missing_path(tmp_path):
         sync_paths(directories=[tmp_path / "gone"], use_syncfs=True)
 
 
-@pytest.mark.skipif(not os.uname().sysname == "Linux", reason="glibc's mallopt")
-def test_malloc_threshold_is_fixed_on_linux():
-    assert limit_malloc_caching() is True
+@pytest.mark.skipif(not os.uname().sysname == "Linux", reason="glibc's malloc_trim")
+def test_free_memory_is_released_on_linux():
+    assert release_free_memory() is True
