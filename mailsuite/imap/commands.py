@@ -737,7 +737,11 @@ class CommandsMixin:
         changed_since = request.changed_since
         recent = selection.recent
 
+        wants_date = "INTERNALDATE" in request.items
+
         def render_batch(batch: list[int]):
+            if wants_date:
+                index.fill_internaldates(batch)
             get = index.get
             records = [r for r in map(get, batch) if r is not None]
             if changed_since is not None:
@@ -828,24 +832,20 @@ class CommandsMixin:
             selection.condstore = self.condstore = True
         index = selection.index
 
-        def work():
-            changed, refused = index.store_flags(uids, mode, flags, unchanged_since)
-            return changed, refused, [index.get(uid) for uid in uids]
-
-        changed, refused, records = await _to_thread(work)
+        changed, refused = await _to_thread(index.store_flags, uids, mode, flags, unchanged_since)
         for record in changed:
             selection.reported[record.uid] = record.modseq
             selection.pending_flags.pop(record.uid, None)
         if changed:
             self.ctx.hub.changed(selection.path, origin=self)
-        if action == "FLAGS.SILENT":
-            shown = {r.uid for r in changed} if selection.condstore else set()
-        else:
-            shown = set(uids) - set(refused)
+        # Only messages whose flags changed are answered, as Dovecot does (RFC 3501 §6.4.6
+        # lets the server omit the others; the client already knows their flags, and a change
+        # made by another session still reaches it as an unsolicited FETCH). Under CONDSTORE
+        # a changed message is answered even for .SILENT, with its new MODSEQ (RFC 7162
+        # §3.1.3); an unchanged one kept its MODSEQ, so there is nothing new to tell.
+        shown = changed if action == "FLAGS" or selection.condstore else []
         lines = []
-        for record in records:
-            if record is None or record.uid not in shown:
-                continue
+        for record in shown:
             msn = selection.msn(record.uid)
             if msn is None:
                 continue

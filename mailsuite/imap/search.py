@@ -158,6 +158,8 @@ class Matcher:
         matches = []
         get = self.index.get
         prefetch = _needs_header(keys)
+        if _needs(keys, _DATE_NAMES):
+            self.index.fill_internaldates(self.uids)
         # Tokens every match must contain somewhere in its header (top-level header keys).
         tokens = [t for t in map(_required_token, keys) if t is not None]
         for start in range(0, len(self.uids), HEADER_CHUNK):
@@ -292,15 +294,23 @@ HEADER_CHUNK = 500
 _HEADER_NAMES = {"SENTBEFORE", "SENTON", "SENTSINCE", "HEADER", "TEXT", *_HEADER_KEYS}
 
 
+_DATE_NAMES = {"BEFORE", "ON", "SINCE"}
+
+
 def _needs_header(keys: list[Key]) -> bool:
+    return _needs(keys, _HEADER_NAMES)
+
+
+def _needs(keys: list[Key], names: set[str]) -> bool:
+    """Does any of ``keys``, at any depth, have one of these ``names``?"""
     for key in keys:
-        if key.name in _HEADER_NAMES:
+        if key.name in names:
             return True
-        if key.name == "AND" and _needs_header(key.value):
+        if key.name == "AND" and _needs(key.value, names):
             return True
-        if key.name == "NOT" and _needs_header([key.value]):
+        if key.name == "NOT" and _needs([key.value], names):
             return True
-        if key.name == "OR" and _needs_header([key.value, key.other]):
+        if key.name == "OR" and _needs([key.value, key.other], names):
             return True
     return False
 

@@ -102,7 +102,7 @@ class Record:
     name: str  # relative path: "new/<key>" or "cur/<key>:2,<letters>"
     flags: frozenset[str]
     modseq: int
-    internaldate: float
+    internaldate: float | None  # None: not read yet, see ``FolderIndex.fill_internaldates``
     size: int
     crlf: bool
 
@@ -195,6 +195,21 @@ def read_header_block(path: Path | str, crlf: bool | None = None) -> tuple[bytes
         head = to_crlf(head)
     end = mime.header_block_end(head, 0, len(head))
     return head[:end], crlf
+
+
+def name_facts(key: str) -> tuple[int, bool] | None:
+    """(RFC822.SIZE, CRLF-only?) from a base name alone, when the name vouches for both: ``,S=``
+    (size on disk) with ``,W=`` (CRLF size) by Dovecot's convention, the file holding bare LF
+    exactly when they differ; or ``,S=`` on a name our MDA wrote (CRLF-only). None: ask the file.
+    """
+    if ",S=" not in key and ",W=" not in key:
+        return None
+    s, w = name_sizes(key)
+    if s is not None and w is not None:
+        return (w, w == s) if w >= s else None  # smaller would be a name that lies
+    if s is not None and crlf_size_from_name(key) == s:
+        return s, True
+    return None
 
 
 def file_facts(path: str, key: str) -> tuple[float, int, bool] | None:
@@ -313,7 +328,7 @@ class FolderIndex:
         )
         for uid, key, name, flags, modseq, idate, size, crlf in rows:
             record = Record(
-                uid, key, name, frozenset(flags.split()), modseq, idate, size, bool(crlf)
+                uid, key, name, frozenset(flags.split()), modseq, idate or None, size, bool(crlf)
             )
             self._records[uid] = record
             self._by_key[key] = uid
@@ -739,34 +754,76 @@ class FolderIndex:
         return True
 
     def _index_new(self, keys: list[str], found: dict[str, str], modseq: int) -> None:
-        """Give files found by a scan their UIDs, from names and stats only: the parsed
-        columns stay NULL until a reader needs them (``_parse``)."""
+        """Give files found by a scan their UIDs, from their names if those say enough
+        (``name_facts``), else from one stat: the parsed columns stay NULL until a reader needs
+        them (``_parse``), and so does INTERNALDATE of a file not stat'ed (stored as 0,
+        ``fill_internaldates``). A Maildir name's leading timestamp is not its INTERNALDATE: an
+        APPEND with a date (imapsync moving mail into Dovecot) sets the mtime, not the name.
+        """
         uid = self._meta["uidnext"]
         base = os.fspath(self.path) + os.sep
         rows = []
-        records: list[Record] = []
-        flag_text: dict[frozenset[str], str] = {}
+        records = self._records
+        by_key = self._by_key
+        flag_sets: dict[str, tuple[frozenset[str], str]] = {}
         for key in keys:
             name = found[key]
-            facts = file_facts(base + name, key)
+            facts = name_facts(key)
             if facts is None:
-                continue  # gone already (expunged by another program)
-            mtime, size, crlf = facts
-            _, flags = split_name(name)
-            records.append(Record(uid, key, name, flags, modseq, mtime, size, crlf))
-            text = flag_text.get(flags)
-            if text is None:
-                text = flag_text[flags] = " ".join(sorted(flags))
-            rows.append((uid, key, name, text, modseq, mtime, size, int(crlf)))
+                stat_facts = file_facts(base + name, key)
+                if stat_facts is None:
+                    continue  # gone already (expunged by another program)
+                mtime, size, crlf = stat_facts
+            else:
+                mtime = None
+                size, crlf = facts
+            info = name[4 + len(key) :]  # after "new/" or "cur/" and the key: ":2,<letters>"
+            cached = flag_sets.get(info)
+            if cached is None:
+                _, flags = split_name(name)
+                cached = flag_sets[info] = (flags, " ".join(sorted(flags)))
+            flags, text = cached
+            records[uid] = Record(uid, key, name, flags, modseq, mtime, size, crlf)
+            by_key[key] = uid
+            rows.append((uid, key, name, text, modseq, mtime or 0.0, size, int(crlf)))
             uid += 1
+        self._uids = None
         self._db.executemany(
             "INSERT INTO messages (uid, key, name, flags, modseq, internaldate, size, crlf)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-        for record in records:
-            self._put(record)
         self._set_meta(uidnext=uid)
+
+    def fill_internaldates(self, uids: Iterable[int]) -> None:
+        """Read the INTERNALDATE (mtime) of those of ``uids`` a scan indexed without a stat,
+        and store it: FETCH INTERNALDATE, SEARCH by date and COPY call this before they look."""
+        with self._lock:
+            records = self._records
+            todo = [uid for uid in uids if (r := records.get(uid)) and r.internaldate is None]
+            if not todo:
+                return
+            base = os.fspath(self.path) + os.sep
+            rows = []
+            for uid in todo:
+                record = records.get(uid)
+                if record is None:
+                    continue
+                try:
+                    mtime = os.stat(base + record.name).st_mtime
+                except FileNotFoundError:
+                    try:
+                        mtime = os.stat(self._relocate(record)).st_mtime
+                    except FileNotFoundError:
+                        continue  # expunged by another program: the next update says so
+                    record = records.get(uid)
+                    if record is None:
+                        continue
+                records[uid] = replace(record, internaldate=mtime)
+                rows.append((mtime, uid))
+            if rows:
+                with contextlib.suppress(sqlite3.Error), self._transaction():
+                    self._db.executemany("UPDATE messages SET internaldate = ? WHERE uid = ?", rows)
 
     def _index_file(
         self,
@@ -1038,6 +1095,8 @@ class FolderIndex:
     def copy_to(self, target: FolderIndex, uids: Iterable[int]) -> list[tuple[int, int]]:
         """Copy messages (flags, keywords, internal date kept) into ``target``: (src, dst) UIDs."""
         pairs: list[tuple[int, int]] = []
+        uids = list(uids)
+        self.fill_internaldates(uids)  # kept on the copy even where it cannot be hard-linked
         for uid in uids:
             record = self.get(uid)
             if record is None:

@@ -93,3 +93,27 @@ def test_binary_fetch_items_are_bad_since_binary_is_not_advertised(suite):
     reply = client.command(b"e4 FETCH 1 (BODY.PEEK[1])")
     assert reply[0] == b"* 1 FETCH (BODY[1] {6}\r\n" and reply[-1].startswith(b"e4 OK")
     client.close()
+
+
+def test_store_answers_only_messages_whose_flags_changed(suite):
+    client = Raw(suite)
+    for flags in (b"(\\Seen)", b"()", b"(\\Seen)"):
+        message = b"Subject: s\r\n\r\nbody\r\n"
+        client.send(b"a APPEND INBOX %s {%d+}\r\n" % (flags, len(message)) + message + b"\r\n")
+        client.until(b"a")
+    client.command(b"s1 SELECT INBOX")
+    lines = client.command(b"s2 STORE 1:3 +FLAGS (\\Seen)")
+    assert [line for line in lines if b"FETCH" in line] == [
+        b"* 2 FETCH (FLAGS (\\Recent \\Seen))\r\n"
+    ]
+    assert lines[-1].startswith(b"s2 OK")
+    assert [ln for ln in client.command(b"s3 STORE 1:3 +FLAGS (\\Seen)") if b"FETCH" in ln] == []
+    lines = client.command(b"s4 STORE 1:3 (UNCHANGEDSINCE 999999) +FLAGS (\\Flagged)")
+    fetches = [line for line in lines if b"FETCH" in line]
+    assert len(fetches) == 3 and all(b"MODSEQ (" in line for line in fetches)
+    lines = client.command(b"s5 UID STORE 1:3 (UNCHANGEDSINCE 999999) -FLAGS (\\Seen)")
+    fetches = [line for line in lines if b"FETCH" in line]
+    assert len(fetches) == 3 and all(b"UID " in ln and b"MODSEQ" in ln for ln in fetches)
+    lines = client.command(b"s6 STORE 1:3 -FLAGS.SILENT (\\Seen)")  # CONDSTORE on, no change
+    assert [line for line in lines if b"FETCH" in line] == []
+    client.close()

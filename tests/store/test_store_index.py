@@ -356,3 +356,31 @@ def test_messages_indexed_by_an_older_version_and_new_lazy_ones_live_together(tm
     wire = again.envelopes_wire([1, 2])
     assert b'"old one"' in wire[1] and b'"new one"' in wire[2]
     assert again.envelope(1) == envelope
+
+
+def test_cold_scan_of_vouching_names_skips_stat_yet_reports_size_and_date(tmp_path):
+    from mailsuite.store.index import FolderIndex as _Index
+
+    for sub in ("tmp", "new", "cur"):
+        (tmp_path / sub).mkdir()
+    lf = b"Subject: lf\n\nbody\n"
+    crlf_size = len(lf) + lf.count(b"\n")
+    names = {
+        f"1600000000.M1P2.host,S={len(lf)},W={crlf_size}:2,S": (lf, crlf_size, False),
+        "1600000001.M5P9Q3.host,S=18:2,": (b"Subject: q\r\n\r\nx\r\n", 18, True),
+        "1600000002.plain.host:2,F": (b"Subject: p\n\nx\n", 17, False),
+    }
+    for i, (name, (data, _size, _crlf)) in enumerate(names.items()):
+        (tmp_path / "cur" / name).write_bytes(data)
+        os.utime(tmp_path / "cur" / name, (1_000_000 + i, 1_000_000 + i))  # not the name's time
+    index = _Index(tmp_path)
+    index.sync()
+    records = index.records()
+    assert [(r.size, r.crlf) for r in records] == [(s, c) for _d, s, c in names.values()]
+    assert records[0].internaldate is None  # not stat'ed: read on first need
+    index.fill_internaldates([r.uid for r in records])
+    assert [index.get(r.uid).internaldate for r in records] == [1_000_000, 1_000_001, 1_000_002]
+    index.close()
+    reopened = _Index(tmp_path)
+    assert [r.internaldate for r in reopened.records()] == [1_000_000, 1_000_001, 1_000_002]
+    reopened.close()
