@@ -141,6 +141,24 @@ class RunningSuite:
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 
 
+def cli_ok(result: tuple[int, str, str]) -> str:
+    """The output of a mailsuite-admin run, given as (exit code, stdout, stderr), that worked."""
+    code, out, err = result
+    assert (code, err) == (0, ""), err
+    return out
+
+
+def cli_fails(result: tuple[int, str, str], message: str) -> str:
+    """The error of a mailsuite-admin run that failed as it should: one line, exit 1."""
+    code, out, err = result
+    assert code == 1
+    assert out == ""
+    assert err.startswith("mailsuite-admin: error: ")
+    assert message in err
+    assert "Traceback" not in err
+    return err
+
+
 def start_twistd(config: Path, data_dir: Path, cwd: Path) -> subprocess.Popen:
     """``twistd -n mailsuite`` as a child process, its output (text) on a pipe."""
     args = [TWISTD, "-n", "--pidfile=", "mailsuite", "--config", str(config)]

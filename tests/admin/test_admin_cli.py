@@ -4,6 +4,7 @@ import io
 import json
 
 import pytest
+from conftest import cli_fails, cli_ok
 
 from mailsuite.accounts.database import SQLiteUserDatabase
 from mailsuite.accounts.passwords import verify_password
@@ -38,20 +39,7 @@ def db_of(tmp_path):
         database.close()
 
 
-def ok(result):
-    code, out, err = result
-    assert (code, err) == (0, ""), err
-    return out
-
-
-def fails(result, message):
-    code, out, err = result
-    assert code == 1
-    assert out == ""
-    assert err.startswith("mailsuite-admin: error: ")
-    assert message in err
-    assert "Traceback" not in err
-    return err
+ok, fails = cli_ok, cli_fails
 
 
 def test_domain_round_trip(admin):

@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+from conftest import cli_fails, cli_ok
 from queue_helpers import PASSWORD, SinkBehaviour, parse_report, wait_until
 
 from mailsuite.accounts.database import SQLiteUserDatabase
@@ -33,16 +34,7 @@ def run(capsys):
     return run
 
 
-def ok(result):
-    code, out, err = result
-    assert (code, err) == (0, ""), err
-    return out
-
-
-def fails(result, message):
-    code, out, err = result
-    assert code == 1 and out == "" and message in err and "Traceback" not in err
-    return err
+ok, fails = cli_ok, cli_fails
 
 
 @pytest.fixture
