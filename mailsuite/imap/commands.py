@@ -27,7 +27,15 @@ from twisted.logger import Logger
 
 from mailsuite.accounts.cred import IMailUser
 from mailsuite.imap import wire
-from mailsuite.imap.fetch import FetchRequest, FileRange, parse_fetch_items, render
+from mailsuite.imap.fetch import (
+    FetchRequest,
+    FileRange,
+    field_sections,
+    header_fields,
+    needs_header_block,
+    parse_fetch_items,
+    render,
+)
 from mailsuite.imap.parser import Literal, ParseError, Reader, resolve_set
 from mailsuite.imap.qresync import parse_select_params, resync, vanished_earlier
 from mailsuite.imap.search import BadCharset, Matcher, parse_search, uses_modseq
@@ -729,7 +737,8 @@ class CommandsMixin:
     ) -> None:
         index = selection.index
         wants_envelope = "ENVELOPE" in request.items
-        wants_header = request.wants_header
+        field_secs = field_sections(request)
+        wants_block = needs_header_block(request)
         wants_flags = "FLAGS" in request.items
         # Answers from the index alone are small: big batches, few thread hops. Answers from
         # the files hold message text: small batches bound the memory of one response.
@@ -748,7 +757,8 @@ class CommandsMixin:
                 records = [r for r in records if r.modseq > changed_since]
             wanted = [r.uid for r in records]
             envelopes = index.envelopes_wire(wanted) if wants_envelope else {}
-            headers = index.headers(wanted) if wants_header else {}
+            fields = header_fields(index, wanted, field_secs) if field_secs else {}
+            headers = index.headers(wanted) if wants_block else {}
             out: list = []
             shown_flags: list[Record] = []
             msn_of = selection.msn
@@ -767,6 +777,7 @@ class CommandsMixin:
                         uid_mode,
                         envelopes.get(uid),
                         headers.get(uid),
+                        fields.get(uid),
                     )
                 except FileNotFoundError:
                     continue  # expunged by another program: the next update reports it

@@ -39,7 +39,6 @@ _SIMPLE = {
 
 
 _FROM_FILE = {"RFC822", "RFC822.TEXT", "BODY", "BODYSTRUCTURE"}
-_HEADER_TEXTS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
 
 
 @dataclass(frozen=True)
@@ -66,13 +65,6 @@ class FetchRequest:
     def reads_files(self) -> bool:
         """Does answering need the message files (not only the index)?"""
         return bool(self.sections) or any(i in _FROM_FILE for i in self.items)
-
-    @property
-    def wants_header(self) -> bool:
-        """Does it need the cached header block (top-level header sections)?"""
-        return "RFC822.HEADER" in self.items or any(
-            not s.parts and s.text in _HEADER_TEXTS for s in self.sections
-        )
 
     @property
     def sets_seen(self) -> bool:
@@ -193,6 +185,7 @@ def render(
     uid_command: bool,
     envelope: bytes | None = None,
     header: bytes | None = None,
+    fields: dict[int, bytes] | None = None,
 ) -> list[Piece]:
     """The ``* n FETCH (...)`` response of one message, as bytes and FileRanges.
 
@@ -236,13 +229,16 @@ def render(
                 elements.append(
                     [name.encode() + b" ", *_range(index, record, content, start, len(content))]
                 )
-        for section in request.sections:
+        for position, section in enumerate(request.sections):
             if section.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT") and not (
                 section.parts
             ):
-                if header is None:
-                    header = index.header(record.uid)
-                data = _header_section(header, section)
+                if fields is not None and position in fields:
+                    data = fields[position]
+                else:
+                    if header is None:
+                        header = index.header(record.uid)
+                    data = _header_section(header, section)
                 elements.append([section.label + b" " + _literal(_partial(data, section))])
                 continue
             if content is None:
@@ -297,6 +293,45 @@ def _merge(pieces: list[Piece]) -> list[Piece]:
         else:
             merged.append(piece)
     return merged
+
+
+def field_sections(request: FetchRequest) -> list[tuple[int, Section]]:
+    """(position, section) of the request's top-level HEADER.FIELDS[.NOT] sections."""
+    return [
+        (position, section)
+        for position, section in enumerate(request.sections)
+        if not section.parts and section.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT")
+    ]
+
+
+def needs_header_block(request: FetchRequest) -> bool:
+    """Whether rendering needs whole header blocks, beyond what header_fields() provides."""
+    return "RFC822.HEADER" in request.items or any(
+        not s.parts and s.text == "HEADER" for s in request.sections
+    )
+
+
+def header_fields(
+    index: FolderIndex, uids: list[int], sections: list[tuple[int, Section]]
+) -> dict[int, dict[int, bytes]]:
+    """uid -> {section position -> the section's data}, from the folder's memo.
+
+    Clients ask for the same few header fields of every message at each sync (Thunderbird's
+    list of columns), so the filtered blocks are kept per folder and reused by every session;
+    only messages not seen before are read from the index and filtered.
+    """
+    found: dict[int, dict[int, bytes]] = {}
+    for position, section in sections:
+        memo = index.memo(("fields", section.text, section.fields))
+        missing = [uid for uid in uids if uid not in memo]
+        if missing:
+            for uid, block in index.headers(missing).items():
+                memo[uid] = _header_section(block, section)
+        for uid in uids:
+            data = memo.get(uid)
+            if data is not None:
+                found.setdefault(uid, {})[position] = data
+    return found
 
 
 def _header_section(block: bytes, section: Section) -> bytes:

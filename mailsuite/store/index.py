@@ -93,6 +93,10 @@ CREATE TABLE IF NOT EXISTS expunged (uid INTEGER PRIMARY KEY, modseq INTEGER NOT
 """
 
 
+# Kinds of memo (say, distinct HEADER.FIELDS lists) kept per folder; the oldest goes first.
+MEMO_KINDS = 4
+
+
 @dataclass(frozen=True)
 class Record:
     """What a session needs of one message without touching the disk."""
@@ -273,6 +277,8 @@ class FolderIndex:
         self._meta: dict[str, int] = {}
         self._dir_stamp: tuple[int, int] | None = None
         self._uids: array | None = None  # sorted UIDs, rebuilt after the set of UIDs changed
+        # Values derived from message content (immutable per UID), shared by every session.
+        self._memos: dict[tuple, dict[int, bytes]] = {}
         self._load()
 
     # --- opening ------------------------------------------------------------------------------
@@ -368,6 +374,20 @@ class FolderIndex:
     @property
     def uidvalidity(self) -> int:
         return self._meta["uidvalidity"]
+
+    def memo(self, kind: tuple) -> dict[int, bytes]:
+        """A per-folder memo, UID -> bytes, for values computed from a message's content (say,
+        the header fields a client asks for at every sync). Content never changes under a UID,
+        so entries stay true until UIDVALIDITY changes, which starts a fresh memo; expunged
+        UIDs are simply never asked for again. At most MEMO_KINDS kinds are kept."""
+        key = (self.uidvalidity, *kind)
+        with self._lock:
+            memo = self._memos.get(key)
+            if memo is None:
+                while len(self._memos) >= MEMO_KINDS:
+                    self._memos.pop(next(iter(self._memos)))
+                memo = self._memos[key] = {}
+            return memo
 
     def status(self) -> Status:
         with self._lock:

@@ -67,3 +67,40 @@ def test_session_far_behind_pruned_expunge_history_still_sees_every_expunge(suit
     assert data == [b"2 5"]
     behind.logout()
     busy.logout()
+
+
+def test_header_fields_are_shared_between_sessions_and_follow_new_mail(suite):
+    """The per-folder memo of rendered HEADER.FIELDS: a second session gets the same bytes, a
+    new message gets its own fields, and another field list or .NOT is computed on its own."""
+    deliver(suite, subject="first one", extra="X-Tag: a\r\n")
+    deliver(suite, subject="second one", extra="X-Tag: b\r\n")
+    query = "(BODY.PEEK[HEADER.FIELDS (SUBJECT X-TAG)])"
+
+    def fields(client, query=query, messages="1:*"):
+        typ, data = client.fetch(messages, query)
+        assert typ == "OK"
+        return [part[1] for part in data if isinstance(part, tuple)]
+
+    one = imap(suite)
+    one.select("INBOX")
+    first = fields(one)
+    assert first == [
+        b"Subject: first one\r\nX-Tag: a\r\n\r\n",
+        b"Subject: second one\r\nX-Tag: b\r\n\r\n",
+    ]
+    two = imap(suite)
+    two.select("INBOX")
+    assert fields(two) == first  # from the folder's memo, byte for byte
+    deliver(suite, subject="third one", extra="X-Tag: c\r\n")
+    two.noop()
+    assert fields(two)[2] == b"Subject: third one\r\nX-Tag: c\r\n\r\n"
+    assert fields(two, "(BODY.PEEK[HEADER.FIELDS (X-TAG)])") == [
+        b"X-Tag: a\r\n\r\n",
+        b"X-Tag: b\r\n\r\n",
+        b"X-Tag: c\r\n\r\n",
+    ]
+    not_fields = fields(two, "(BODY.PEEK[HEADER.FIELDS.NOT (SUBJECT X-TAG DATE TO)])", "1")
+    assert b"Subject:" not in not_fields[0] and b"From: Bob <bob@example.net>" in not_fields[0]
+    assert fields(one, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.8>)", "2") == [b"Subject:"]
+    for client in (one, two):
+        client.logout()

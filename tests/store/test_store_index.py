@@ -384,3 +384,19 @@ def test_cold_scan_of_vouching_names_skips_stat_yet_reports_size_and_date(tmp_pa
     reopened = _Index(tmp_path)
     assert [r.internaldate for r in reopened.records()] == [1_000_000, 1_000_001, 1_000_002]
     reopened.close()
+
+
+def test_memos_are_kept_per_kind_and_the_oldest_kind_goes(tmp_path):
+    from mailsuite.store.index import MEMO_KINDS
+
+    root = _maildir(tmp_path)
+    _put(root, "1.M1P1Q1.host")
+    index = FolderIndex(root)
+    index.sync()
+    memo = index.memo(("fields", "HEADER.FIELDS", ("subject",)))
+    memo[1] = b"Subject: s\r\n\r\n"
+    assert index.memo(("fields", "HEADER.FIELDS", ("subject",))) is memo
+    for n in range(MEMO_KINDS):  # more kinds than are kept: the oldest goes
+        index.memo(("other", n))
+    assert index.memo(("fields", "HEADER.FIELDS", ("subject",))) == {}
+    index.close()
