@@ -478,6 +478,10 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
 
 
 class IMAPFactory(ServerFactory):
+    """Builds sessions for one listener: STARTTLS (143 role) or implicit TLS (993 role)."""
+
+    noisy = False  # the listener's own log line says enough
+
     def __init__(self, context: IMAPContext, implicit_tls: bool) -> None:
         self.context = context
         self.implicit_tls = implicit_tls
