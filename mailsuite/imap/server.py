@@ -26,7 +26,7 @@ from twisted.cred.portal import Portal
 from twisted.internet import threads
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -36,6 +36,7 @@ from mailsuite.imap.commands import CommandsMixin, No
 from mailsuite.imap.hub import FolderHub
 from mailsuite.imap.parser import Literal, ParseError, Reader, split_tag
 from mailsuite.imap.selection import Selection
+from mailsuite.session_factory import SessionFactory
 from mailsuite.store.incoming import IncomingMessage
 from mailsuite.store.index import IndexRegistry
 from mailsuite.store.maildir import MaildirStore
@@ -477,16 +478,6 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
         done.callback("OK IDLE terminated")
 
 
-class IMAPFactory(ServerFactory):
-    """Builds sessions for one listener: STARTTLS (143 role) or implicit TLS (993 role)."""
-
-    noisy = False  # the listener's own log line says enough
-
-    def __init__(self, context: IMAPContext, implicit_tls: bool) -> None:
-        self.context = context
-        self.implicit_tls = implicit_tls
-
-    def buildProtocol(self, addr) -> IMAPServer:
-        protocol = IMAPServer(self.context, self.implicit_tls)
-        protocol.factory = self
-        return protocol
+def IMAPFactory(context: IMAPContext, implicit_tls: bool) -> SessionFactory:
+    """Sessions of one listener (see SessionFactory)."""
+    return SessionFactory(IMAPServer, context, implicit_tls)

@@ -25,7 +25,7 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet import task, threads
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -34,6 +34,7 @@ from mailsuite.accounts.cred import IMailUser
 from mailsuite.config import Config
 from mailsuite.pop3.locks import MaildropLocks
 from mailsuite.pop3.sender import MessageSender, SendAborted
+from mailsuite.session_factory import SessionFactory
 from mailsuite.smtp.throttle import AuthThrottle
 from mailsuite.store.maildir import MaildirStore
 from mailsuite.store.maildrop import Maildrop, MessageGone, WireSizeCache
@@ -590,16 +591,6 @@ class POP3Server(TimeoutMixin, Protocol):
         return d.addCallbacks(committed, failed).addBoth(finished)
 
 
-class POP3Factory(ServerFactory):
-    """Builds sessions for one listener: STLS (110 role) or implicit TLS (995 role)."""
-
-    noisy = False  # the listener's own log line says enough
-
-    def __init__(self, context: POP3Context, implicit_tls: bool) -> None:
-        self.context = context
-        self.implicit_tls = implicit_tls
-
-    def buildProtocol(self, addr) -> POP3Server:
-        protocol = POP3Server(self.context, self.implicit_tls)
-        protocol.factory = self
-        return protocol
+def POP3Factory(context: POP3Context, implicit_tls: bool) -> SessionFactory:
+    """Sessions of one listener (see SessionFactory)."""
+    return SessionFactory(POP3Server, context, implicit_tls)

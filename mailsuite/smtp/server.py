@@ -25,7 +25,7 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet import task
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -34,6 +34,7 @@ from mailsuite.accounts.addresses import AddressError
 from mailsuite.accounts.cred import IMailUser
 from mailsuite.accounts.database import MailboxDisabled
 from mailsuite.accounts.service import AccountService
+from mailsuite.session_factory import SessionFactory
 from mailsuite.smtp.datastream import DataDecoder
 from mailsuite.smtp.delivery import CommitResult, Envelope, MessageRouter
 from mailsuite.smtp.envelope import (
@@ -700,16 +701,6 @@ class ESMTPServer(TimeoutMixin, Protocol):
         )
 
 
-class ESMTPFactory(ServerFactory):
-    """Builds sessions for one listener role."""
-
-    noisy = False  # the listener's own log line says enough
-
-    def __init__(self, context: SMTPContext, policy: RolePolicy) -> None:
-        self.context = context
-        self.policy = policy
-
-    def buildProtocol(self, addr) -> ESMTPServer:
-        protocol = ESMTPServer(self.context, self.policy)
-        protocol.factory = self
-        return protocol
+def ESMTPFactory(context: SMTPContext, policy: RolePolicy) -> SessionFactory:
+    """Sessions of one listener (see SessionFactory)."""
+    return SessionFactory(ESMTPServer, context, policy)
