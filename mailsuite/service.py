@@ -18,6 +18,7 @@ from mailsuite.accounts.database import SQLiteUserDatabase
 from mailsuite.accounts.service import AccountService
 from mailsuite.config import Config, ListenAddress
 from mailsuite.imap.server import IMAPContext, IMAPFactory, IMAPLimits
+from mailsuite.memory import use_one_malloc_arena
 from mailsuite.pop3.server import POP3Context, POP3Factory
 from mailsuite.queue.scheduler import make_scheduler
 from mailsuite.queue.spool import QueueSpool
@@ -26,6 +27,7 @@ from mailsuite.smtp.policy import SUBMISSION, SUBMISSIONS, RolePolicy, mx_policy
 from mailsuite.smtp.server import ESMTPFactory, Limits, SMTPContext
 from mailsuite.smtp.throttle import AuthThrottle
 from mailsuite.store.incoming import clean_spool
+from mailsuite.store.journal import DeliveryJournal
 from mailsuite.store.maildir import MaildirStore
 from mailsuite.tls import certificate_fingerprint, ensure_certificate, server_context_factory
 
@@ -95,10 +97,12 @@ class MailSuite(MultiService):
         )
         self.tls_options = server_context_factory(cert, key)
         self.database = SQLiteUserDatabase(config.db_path)
+        use_one_malloc_arena()  # before any pool thread exists: see mailsuite/memory.py
         self.hash_pool = _hash_pool()
         self.accounts = AccountService(self.database, hash_pool=self.hash_pool)
         self.store = MaildirStore(config.mail_dir, config.hostname)
         self.queue = QueueSpool(config.queue_dir)
+        self.journal = DeliveryJournal(config.spool_dir / "journal")
         self.smtp_context = SMTPContext(
             hostname=config.hostname,
             limits=Limits(
@@ -111,7 +115,9 @@ class MailSuite(MultiService):
             ),
             accounts=self.accounts,
             portal=make_portal(self.accounts),
-            router=MessageRouter(self.store, self.queue, use_syncfs=config.syncfs),
+            router=MessageRouter(
+                self.store, self.queue, use_syncfs=config.syncfs, journal=self.journal
+            ),
             throttle=AuthThrottle(config.auth_failure_delay, config.auth_max_delay),
             spool_dir=config.spool_dir,
             tls_options=self.tls_options,
@@ -176,6 +182,9 @@ class MailSuite(MultiService):
         # the queue and the incoming spool, and only then may listeners accept mail.
         self.scheduler.claim_queue()
         clean_spool(self.config.spool_dir)
+        recovered = self.journal.recover(self.store.redeliver)
+        if recovered:
+            log.info("finished {count} journaled deliveries a crash interrupted", count=recovered)
         super().privilegedStartService()
 
     def startService(self) -> None:

@@ -28,10 +28,18 @@ BatchFunction = Callable[[Sequence[Any]], Sequence[Any]]
 class CommitQueue:
     """Runs ``process(jobs) -> results`` (one result or exception per job) in its own thread."""
 
-    def __init__(self, process: BatchFunction, reactor: Any = None, name: str = "commit") -> None:
+    def __init__(
+        self,
+        process: BatchFunction,
+        reactor: Any = None,
+        name: str = "commit",
+        idle: Callable[[], None] | None = None,
+    ) -> None:
+        """``idle()`` runs in the thread whenever it has answered a batch and no job waits."""
         if reactor is None:
             from twisted.internet import reactor
         self._process = process
+        self._idle = idle
         self._reactor = reactor
         self._name = name
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
@@ -67,6 +75,7 @@ class CommitQueue:
         while True:
             first = self._jobs.get()
             if first is _STOP:
+                self._run_idle()
                 return
             batch = [first]
             stop = False
@@ -88,8 +97,18 @@ class CommitQueue:
                 log.failure("commit batch failed")
                 results = [exc] * len(jobs)
             self._reactor.callFromThread(_fire, [d for _, d in batch], results)
+            if stop or self._jobs.empty():
+                self._run_idle()
             if stop:
                 return
+
+    def _run_idle(self) -> None:
+        if self._idle is None:
+            return
+        try:
+            self._idle()
+        except Exception:  # retried after the next batch; the work it guards is not lost
+            log.failure("commit thread idle work failed")
 
 
 def _fire(deferreds: list[Deferred], results: list[Any]) -> None:

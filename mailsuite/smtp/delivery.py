@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from mailsuite.queue.spool import QueueSpool
 from mailsuite.smtp.committer import CommitQueue
 from mailsuite.store.incoming import IncomingMessage
+from mailsuite.store.journal import MAX_TARGETS, DeliveryJournal
 from mailsuite.store.maildir import MaildirStore
 from mailsuite.store.safeio import sync_paths
 
@@ -55,11 +56,25 @@ Job = tuple[IncomingMessage, Envelope, str]  # the message, where it goes, its i
 class MessageRouter:
     """Makes an accepted message durable at every destination of its envelope."""
 
-    def __init__(self, store: MaildirStore, queue: QueueSpool, use_syncfs: bool = True) -> None:
+    def __init__(
+        self,
+        store: MaildirStore,
+        queue: QueueSpool,
+        use_syncfs: bool = True,
+        journal: DeliveryJournal | None = None,
+    ) -> None:
+        """``journal``: acknowledge a lone local message after one fsync (store/journal.py)."""
         self._store = store
         self._queue = queue
         self._use_syncfs = use_syncfs
-        self._committer = CommitQueue(self.commit_batch, name="mailsuite-commit")
+        self._journal = journal if journal is not None and journal.available() else None
+        # Journal entries linked into Maildirs whose new/ directories are not yet synced.
+        self._unsettled: list[Path] = []
+        self._unsettled_dirs: dict[Path, None] = {}
+        self._relink: list[Path] = []  # ... of which these still miss a link (it failed)
+        self._committer = CommitQueue(
+            self.commit_batch, name="mailsuite-commit", idle=self.settle_journal
+        )
         # Called on the reactor thread with the local addresses of each committed delivery
         # (IMAP IDLE uses it to wake sessions at once instead of waiting for its poll).
         self.observers: list[Callable[[tuple[str, ...]], None]] = []
@@ -89,15 +104,6 @@ class MessageRouter:
                 log.failure("queue observer failed")
         return result
 
-    def commit_sync(
-        self, incoming: IncomingMessage, envelope: Envelope, message_id: str
-    ) -> CommitResult:
-        """One message on its own (a batch of one); raises what its commit raised."""
-        [result] = self.commit_batch([(incoming, envelope, message_id)])
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
     def commit_batch(self, jobs: Sequence[Job]) -> list[CommitResult | Exception]:
         """Make every job durable; one result or exception per job, in order (worker thread).
 
@@ -107,6 +113,10 @@ class MessageRouter:
         fails every job it covered. A job that fails after a link was made may leave that copy
         delivered: the client, never told 250, sends again (a duplicate, never a loss).
         """
+        if len(jobs) == 1 and self._journal is not None:
+            journaled = self._commit_journaled(jobs[0])
+            if journaled is not None:
+                return [journaled]
         results: list[CommitResult | Exception | None] = [None] * len(jobs)
         # For a lone message, fsync of its file and directory is a little cheaper than syncfs.
         use_syncfs = self._use_syncfs and len(jobs) > 1
@@ -144,6 +154,55 @@ class MessageRouter:
                 except OSError:
                     log.failure("could not remove a spool file")
         return [r if r is not None else RuntimeError("not committed") for r in results]
+
+    def _commit_journaled(self, job: Job) -> CommitResult | Exception | None:
+        """A lone local message: one fsync, then 250 (None: not eligible, use the batch path).
+
+        The journal entry is durable with the message and its Maildir names before this returns;
+        the links are made at once (IMAP sees the message) and synced by settle_journal().
+        """
+        incoming, envelope, _ = job
+        if envelope.remote or not 0 < len(envelope.mailboxes) <= MAX_TARGETS:
+            return None
+        assert self._journal is not None
+        try:
+            entry = self._journal.take()
+        except OSError:
+            log.failure("no delivery journal entry; committing without the journal")
+            return None
+        data = incoming.claim_memory()
+        if data is None:
+            self._journal.release(entry)
+            return None  # spilled to a file: the batch path links that file instead
+        try:
+            targets = [(box, self._store.unique_name(len(data))) for box in envelope.mailboxes]
+            self._journal.record(entry, data, targets)
+        except Exception as exc:
+            entry.unlink(missing_ok=True)  # not acknowledged: the client will send again
+            return exc
+        try:
+            for box, key in targets:
+                self._unsettled_dirs[self._store.deliver_named(entry, box, key)] = None
+        except Exception:
+            # The entry is durable, so the message is safe: settle_journal() (or recovery at the
+            # next start) makes the missing links from it.
+            log.failure("linking a journaled message failed; retrying from the journal")
+            self._relink.append(entry)
+        self._unsettled.append(entry)
+        return CommitResult(tuple(key for _, key in targets), None)
+
+    def settle_journal(self) -> None:
+        """Sync the new/ directories of journaled deliveries, then drop their entries (thread)."""
+        if not self._unsettled:
+            return
+        assert self._journal is not None
+        for entry in list(self._relink):
+            for directory in self._journal.replay(entry, self._store.redeliver) or ():
+                self._unsettled_dirs[directory] = None
+            self._relink.remove(entry)
+        sync_paths(directories=self._unsettled_dirs, use_syncfs=False)
+        entries, self._unsettled, self._unsettled_dirs = self._unsettled, [], {}
+        self._journal.settle(entries)
 
     def _place(
         self, path: Path, envelope: Envelope, message_id: str, new_dirs: dict[Path, None]

@@ -34,6 +34,7 @@ from mailsuite.accounts.addresses import AddressError
 from mailsuite.accounts.cred import IMailUser
 from mailsuite.accounts.database import MailboxDisabled
 from mailsuite.accounts.service import AccountService
+from mailsuite.sendnow import write_now
 from mailsuite.session_factory import SessionFactory
 from mailsuite.smtp.datastream import DataDecoder
 from mailsuite.smtp.delivery import CommitResult, Envelope, MessageRouter
@@ -157,7 +158,7 @@ class ESMTPServer(TimeoutMixin, Protocol):
             sep = "-" if i < len(lines) - 1 else " "
             body = f"{enhanced} {line}" if enhanced else line
             out.append(f"{code}{sep}{body}\r\n")
-        self.transport.write("".join(out).encode("utf-8"))
+        write_now(self.transport, "".join(out).encode("utf-8"))
 
     # --- input: one buffer, two modes ---------------------------------------------------------
 
@@ -642,9 +643,9 @@ class ESMTPServer(TimeoutMixin, Protocol):
         d = self.ctx.router.commit(phase.incoming, txn.envelope, phase.message_id)
 
         def done(result: CommitResult) -> None:
+            self.reply(250, f"Ok: queued as {phase.message_id}", "2.0.0")  # first: it is due
             queued = f" queued={result.queue_id}" if result.queue_id else ""
             self._log_message(phase, txn, f"accepted delivered={len(result.maildir_keys)}{queued}")
-            self.reply(250, f"Ok: queued as {phase.message_id}", "2.0.0")
 
         def failed(failure: Failure) -> None:
             log.failure("could not store message {id}", failure, id=phase.message_id)

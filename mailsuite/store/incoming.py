@@ -126,6 +126,18 @@ class IncomingMessage:
             self._path = path
             return os.fdopen(fd, "wb")
 
+    def claim_memory(self) -> bytearray | None:
+        """The whole message, if it never left memory; the caller then owns it (worker thread).
+
+        Like finalize() it hands the message to the delivery job (discard() leaves it alone from
+        then on); returns None, changing nothing, when the message was spilled to a file.
+        """
+        with self._lock:
+            if self._removed or self._state != _RECEIVING or self._file is not None:
+                return None
+            self._state = _FINALIZED
+            return self._buffer
+
     def finalize(self, sync: bool = True) -> Path:
         """Write out, fsync and close the spool file; return its path. Idempotent.
 

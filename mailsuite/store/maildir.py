@@ -34,6 +34,9 @@ LinkFunction = Callable[[Path, Path], None]
 
 _ROOT_CACHE_SIZE = 10_000
 
+# Names this store gives (unique_name); a key read back from a delivery journal must match.
+_KEY_RE = re.compile(r"[0-9]+\.M[0-9]+P[0-9]+Q[0-9]+\.[^/:\x00]+,S=[0-9]+")
+
 
 def split_address(address: str) -> tuple[str, str]:
     """Split and validate ``local@domain`` for use as path components; ValueError if unsafe."""
@@ -135,6 +138,42 @@ class MaildirStore:
             fsync_dir(root / "new")
         return name
 
+    def deliver_named(self, source: Path, address: str, name: str) -> Path:
+        """Link ``source`` into the INBOX of ``address`` as ``name`` (from unique_name()).
+
+        Not durable on return: the caller syncs the returned ``new/`` directory. Used with the
+        delivery journal, which chose and recorded ``name`` before the message was acknowledged.
+        """
+        if not _KEY_RE.fullmatch(name):
+            raise ValueError(f"not a Maildir key of this store: {name!r}")
+        root = self.ensure_maildir(address)
+        try:
+            self._put(source, root, name)
+        except FileNotFoundError:
+            if (root / "new").is_dir():
+                raise
+            with self._known_lock:
+                self._known.discard(root)
+            root = self.ensure_maildir(address)
+            self._put(source, root, name)
+        return root / "new"
+
+    def redeliver(self, source: Path, address: str, name: str) -> Path:
+        """deliver_named() unless the INBOX already holds ``name`` (in new/, or cur/ with flags).
+
+        Crash recovery: the message may have been linked, and even read, before the crash.
+        """
+        if not _KEY_RE.fullmatch(name):
+            raise ValueError(f"not a Maildir key of this store: {name!r}")
+        root = self.ensure_maildir(address)
+        if (root / "new" / name).exists():
+            return root / "new"
+        prefix = name + ":"
+        with os.scandir(root / "cur") as entries:
+            if any(e.name == name or e.name.startswith(prefix) for e in entries):
+                return root / "new"
+        return self.deliver_named(source, address, name)
+
     def new_dir(self, address: str) -> Path:
         """The ``new/`` directory of the INBOX of ``address``."""
         return self.maildir_path(address) / "new"
@@ -152,6 +191,14 @@ class MaildirStore:
                     raise
                 self._copy_into(source, root, name)
                 return name
+
+    def _put(self, source: Path, root: Path, name: str) -> None:
+        try:
+            self._link(source, root / "new" / name)
+        except OSError as exc:
+            if exc.errno not in _NO_LINK_ERRNOS:
+                raise
+            self._copy_into(source, root, name)
 
     @staticmethod
     def _copy_into(source: Path, root: Path, name: str) -> None:

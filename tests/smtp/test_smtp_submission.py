@@ -134,4 +134,4 @@ def test_size_limit_at_mail_and_after_data(suite):
         assert (code, text[:5]) == (552, b"5.3.4")
         assert client.noop()[0] == 250
     assert suite.messages("bob@example.com") == []
-    assert list(suite.config.spool_dir.iterdir()) == []
+    assert list(suite.config.spool_dir.glob("*.incoming")) == []
