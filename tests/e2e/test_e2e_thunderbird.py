@@ -125,7 +125,12 @@ def deliver(server: MailServer, to: str, subject: str, message_id: str, body: st
 
 def files_with(server: MailServer, address: str, folder: str, message_id: str) -> list[Path]:
     needle = f"Message-ID: <{message_id}>".encode()
-    return [p for p in server.maildir_files(address, folder) if needle in p.read_bytes()]
+    for _attempt in range(5):
+        try:
+            return [p for p in server.maildir_files(address, folder) if needle in p.read_bytes()]
+        except FileNotFoundError:
+            continue  # the server renamed it (new/ -> cur/, a flag) after the listing: list again
+    raise AssertionError(f"{address} {folder!r}: files kept moving while being read")
 
 
 def maildir_flags(path: Path) -> str:
