@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from mailsuite.store.safeio import copy_file_synced, fsync_dir, makedirs_durable
 
@@ -31,6 +32,7 @@ _DOMAIN_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _NO_LINK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 LinkFunction = Callable[[Path, Path], None]
+_T = TypeVar("_T")
 
 _ROOT_CACHE_SIZE = 10_000
 
@@ -123,17 +125,7 @@ class MaildirStore:
         syncs ``new_dir(address)`` itself (once for a whole batch).
         """
         size = os.stat(source).st_size
-        root = self.ensure_maildir(address)
-        try:
-            name = self._place(source, root, size)
-        except FileNotFoundError:
-            if (root / "new").is_dir():
-                raise
-            # The Maildir was removed behind our back (an admin deleted the user): recreate it.
-            with self._known_lock:
-                self._known.discard(root)
-            root = self.ensure_maildir(address)
-            name = self._place(source, root, size)
+        root, name = self._into_inbox(address, lambda root: self._place(source, root, size))
         if sync:
             fsync_dir(root / "new")
         return name
@@ -146,17 +138,22 @@ class MaildirStore:
         """
         if not _KEY_RE.fullmatch(name):
             raise ValueError(f"not a Maildir key of this store: {name!r}")
+        root, _ = self._into_inbox(address, lambda root: self._put(source, root, name))
+        return root / "new"
+
+    def _into_inbox(self, address: str, place: Callable[[Path], _T]) -> tuple[Path, _T]:
+        """``place(root)`` in the INBOX of ``address``, recreating a Maildir removed meanwhile."""
         root = self.ensure_maildir(address)
         try:
-            self._put(source, root, name)
+            return root, place(root)
         except FileNotFoundError:
             if (root / "new").is_dir():
                 raise
+            # The Maildir was removed behind our back (an admin deleted the user): recreate it.
             with self._known_lock:
                 self._known.discard(root)
             root = self.ensure_maildir(address)
-            self._put(source, root, name)
-        return root / "new"
+            return root, place(root)
 
     def redeliver(self, source: Path, address: str, name: str) -> Path:
         """deliver_named() unless the INBOX already holds ``name`` (in new/, or cur/ with flags).
