@@ -50,7 +50,13 @@ from mailsuite.store.folders import (
     UserFolders,
     normalize_name,
 )
-from mailsuite.store.index import FLAG_LETTERS, Record, canonical_flag, merge_ranges
+from mailsuite.store.index import (
+    FLAG_LETTERS,
+    FolderIndex,
+    Record,
+    canonical_flag,
+    merge_ranges,
+)
 
 log = Logger(namespace="mailsuite.imap")
 
@@ -114,6 +120,18 @@ class No(Exception):
 
 def _to_thread(fn: Callable, *args) -> Deferred:
     return threads.deferToThread(fn, *args)
+
+
+def _settle_later(index: FolderIndex) -> None:
+    """Write a folder's first index once the SELECT answer is out (``FolderIndex.settle``)."""
+    from twisted.internet import reactor
+
+    def settle() -> None:
+        _to_thread(index.settle).addErrback(
+            lambda failure: log.failure("writing the index of {path}", failure, path=index.path)
+        )
+
+    reactor.callLater(0, settle)
 
 
 class CommandsMixin:
@@ -337,6 +355,7 @@ class CommandsMixin:
         self.selected = selection
         self.state = SELECTED
         self.ctx.hub.join(path, self)
+        _settle_later(index)
         mode = "READ-ONLY" if readonly else "READ-WRITE"
         return f"OK [{mode}] {'EXAMINE' if readonly else 'SELECT'} completed"
 
@@ -923,9 +942,7 @@ def _store_modifier(reader: Reader) -> tuple[str, int]:
 
 
 def _with_recent(record):
-    from dataclasses import replace
-
-    return replace(record, flags=record.flags | {"\\Recent"})
+    return record._replace(flags=record.flags | {"\\Recent"})
 
 
 def _join_bytes(pieces: list) -> list:

@@ -78,14 +78,16 @@ def name_sizes(base: str) -> tuple[int | None, int | None]:
     S= is the file's size on disk, W= its size with CRLF line ends (the fields follow the
     unique part, comma-separated: ``<unique>,S=1234,W=1260``).
     """
-    if "," not in base:
+    comma = base.find(",")
+    if comma < 0:
         return None, None
     s = w = None
-    for part in base.split(",")[1:]:
-        if part[:2] == "S=" and part[2:].isdigit():
-            s = int(part[2:])
-        elif part[:2] == "W=" and part[2:].isdigit():
-            w = int(part[2:])
+    for part in base[comma + 1 :].split(","):
+        field, value = part[:2], part[2:]
+        if field == "S=" and value.isdigit():
+            s = int(value)
+        elif field == "W=" and value.isdigit():
+            w = int(value)
     return s, w
 
 
@@ -99,9 +101,14 @@ def crlf_size_from_name(base: str) -> int | None:
     s, w = name_sizes(base)
     if w is not None:
         return w
-    if s is not None and _OUR_MDA.match(base):
+    if s is not None and written_by_us(base):
         return s
     return None
+
+
+def written_by_us(base: str) -> bool:
+    """Was this base name made by our MDA (so its file is CRLF-only)?"""
+    return _OUR_MDA.match(base) is not None
 
 
 class CRLFNormalizer:

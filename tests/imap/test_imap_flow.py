@@ -137,3 +137,43 @@ def test_partial_fetch_and_bodystructure(suite):
     typ, data = client.fetch("1", "(FLAGS)")
     assert b"\\Seen" in data[0]
     client.logout()
+
+
+def test_first_select_of_a_migrated_maildir_writes_its_index_after_answering(suite):
+    """Files copied in by another program get UIDs at the first SELECT; the index reaches the
+    disk in the background right after the answer, with the UIDs that answer promised."""
+    import sqlite3
+
+    from mailsuite.store.index import INDEX_FILE
+
+    inbox = suite.maildir("alice@example.com")
+    for sub in ("tmp", "new", "cur"):
+        (inbox / sub).mkdir(parents=True, exist_ok=True)
+    for n in range(30):
+        message = f"From: a@b.example\r\nSubject: old {n}\r\n\r\nbody {n}\r\n".encode()
+        info = ":2,S" if n % 2 else ""
+        (inbox / ("cur" if info else "new") / f"{1600000000 + n}.M{n}P9.old{info}").write_bytes(
+            message
+        )
+    client = imap(suite)
+    typ, data = client.select("INBOX")
+    assert typ == "OK" and data == [b"30"]
+    uidvalidity = int(client.response("UIDVALIDITY")[1][0])
+    typ, data = client.uid("SEARCH", "UNSEEN")
+    unseen = [int(u) for u in data[0].split()]
+    assert len(unseen) == 15
+    client.logout()
+    deadline = time.monotonic() + 10
+    rows: list = []
+    while time.monotonic() < deadline:
+        db = sqlite3.connect(inbox / INDEX_FILE)
+        try:
+            meta = dict(db.execute("SELECT key, value FROM meta"))
+            rows = db.execute("SELECT uid, flags FROM messages ORDER BY uid").fetchall()
+        finally:
+            db.close()
+        if rows:
+            break
+        time.sleep(0.05)
+    assert meta["uidvalidity"] == uidvalidity and len(rows) == 30
+    assert [uid for uid, flags in rows if flags == ""] == unseen

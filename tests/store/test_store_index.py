@@ -400,3 +400,74 @@ def test_memos_are_kept_per_kind_and_the_oldest_kind_goes(tmp_path):
         index.memo(("other", n))
     assert index.memo(("fields", "HEADER.FIELDS", ("subject",))) == {}
     index.close()
+
+
+def _rows_on_disk(root):
+    import sqlite3
+
+    db = sqlite3.connect(root / INDEX_FILE)
+    try:
+        meta = dict(db.execute("SELECT key, value FROM meta"))
+        rows = db.execute("SELECT uid, key, flags FROM messages ORDER BY uid").fetchall()
+    finally:
+        db.close()
+    return meta, rows
+
+
+def test_first_index_is_written_by_settle_in_one_piece(tmp_path):
+    root = _maildir(tmp_path)
+    _put(root, "100.A.host")
+    _put(root, "200.B.host:2,S", sub="cur")
+    index = FolderIndex(root)
+    index.sync()
+    assert index.claim_recent() == 0
+    assert _rows_on_disk(root) == ({}, [])  # a cold SELECT does not wait for SQLite
+    index.settle()
+    meta, rows = _rows_on_disk(root)
+    assert rows == [(1, "100.A.host", ""), (2, "200.B.host", "\\Seen")]
+    assert meta["uidvalidity"] == index.uidvalidity
+    assert (meta["uidnext"], meta["recent_uid"]) == (3, 2)
+    again = FolderIndex(root)
+    again.sync()
+    assert [(r.uid, r.key) for r in again.records()] == [(1, "100.A.host"), (2, "200.B.host")]
+    assert again.uidvalidity == index.uidvalidity and again.claim_recent() == 2
+
+
+def test_a_first_index_lost_before_settle_comes_back_with_a_larger_uidvalidity(tmp_path):
+    root = _maildir(tmp_path)
+    _put(root, "100.A.host")
+    lost = FolderIndex(root)  # never settled nor closed: the process died
+    lost.sync()
+    again = FolderIndex(root)
+    again.sync()
+    assert again.uidvalidity > lost.uidvalidity
+    assert [r.key for r in again.records()] == ["100.A.host"]
+
+
+@pytest.mark.parametrize("change", ["store", "expunge", "outside-unlink"])
+def test_changes_before_settle_write_the_first_index_first(tmp_path, change):
+    root = _maildir(tmp_path)
+    _put(root, "100.A.host")
+    _put(root, "200.B.host")
+    index = FolderIndex(root)
+    index.sync()
+    _put(root, "300.C.host")  # found by the sync the change makes, still unwritten then
+    if change == "store":
+        index.store_flags([1, 2], "+", ["\\Seen", "work"])
+        want = [(1, "\\Seen work"), (2, "\\Seen work"), (3, "")]
+    elif change == "expunge":
+        index.store_flags([2], "+", ["\\Deleted"])
+        assert index.expunge() == [2]
+        want = [(1, ""), (3, "")]
+    else:
+        os.unlink(root / "new" / "100.A.host")
+        assert index.sync(force=True)
+        want = [(2, ""), (3, "")]
+    _meta, rows = _rows_on_disk(root)
+    assert [(uid, flags) for uid, _key, flags in rows] == want
+    again = FolderIndex(root)
+    again.sync()
+    assert [(r.uid, " ".join(sorted(r.flags))) for r in again.records()] == want
+    if change != "store":
+        _, expunged, _ = again.changes_since(1)
+        assert expunged == ([2] if change == "expunge" else [1])
