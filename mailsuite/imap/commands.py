@@ -61,6 +61,7 @@ from mailsuite.store.index import (
 log = Logger(namespace="mailsuite.imap")
 
 FETCH_BATCH = 1000  # messages per worker-thread hop when the index has every answer
+FETCH_HEADER_BATCH = 500  # ... when it answers from cached header blocks (up to 64 KB each)
 FETCH_FILE_BATCH = 100  # ... and when message files are read
 STREAM_CHUNK = 256 * 1024
 ANY, NONAUTH, AUTH, SELECTED = "any", "nonauth", "auth", "selected"
@@ -761,7 +762,12 @@ class CommandsMixin:
         wants_flags = "FLAGS" in request.items
         # Answers from the index alone are small: big batches, few thread hops. Answers from
         # the files hold message text: small batches bound the memory of one response.
-        batch_size = FETCH_FILE_BATCH if request.reads_files else FETCH_BATCH
+        if request.reads_files:
+            batch_size = FETCH_FILE_BATCH
+        elif request.reads_headers:
+            batch_size = FETCH_HEADER_BATCH
+        else:
+            batch_size = FETCH_BATCH
         changed_since = request.changed_since
         recent = selection.recent
 

@@ -7,6 +7,8 @@ file in chunks, so a 30 MB attachment is never held in memory.
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ _SIMPLE = {
 
 
 _FROM_FILE = {"RFC822", "RFC822.TEXT", "BODY", "BODYSTRUCTURE"}
+# Top-level sections the index answers from its cached header block.
+_HEADER_TEXTS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,14 @@ class FetchRequest:
     @property
     def reads_files(self) -> bool:
         """Does answering need the message files (not only the index)?"""
-        return bool(self.sections) or any(i in _FROM_FILE for i in self.items)
+        return any(s.parts or s.text not in _HEADER_TEXTS for s in self.sections) or any(
+            i in _FROM_FILE for i in self.items
+        )
+
+    @property
+    def reads_headers(self) -> bool:
+        """Does answering need header blocks (from the index; up to MAX_CACHED_HEADER each)?"""
+        return bool(self.sections) or "RFC822.HEADER" in self.items
 
     @property
     def sets_seen(self) -> bool:
@@ -337,8 +348,11 @@ def header_fields(
 def _header_section(block: bytes, section: Section) -> bytes:
     if section.text not in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
         return block
-    wanted = set(section.fields)
     exclude = section.text == "HEADER.FIELDS.NOT"
+    if not exclude and (pattern := _fields_pattern(section.fields)) is not None:
+        kept = pattern.findall(b"\r\n" + block)
+        return b"\r\n".join(kept) + b"\r\n\r\n" if kept else b"\r\n"
+    wanted = set(section.fields)
     kept: list[bytes] = []
     keep = False
     for line in block.split(b"\r\n"):
@@ -353,6 +367,22 @@ def _header_section(block: bytes, section: Section) -> bytes:
         if keep:
             kept.append(line)
     return b"".join(line + b"\r\n" for line in kept) + b"\r\n"
+
+
+@functools.lru_cache(maxsize=32)
+def _fields_pattern(fields: tuple[str, ...]) -> re.Pattern[bytes] | None:
+    """One regex that finds the wanted fields with their continuation lines (a line being
+    what ends at CRLF) in a block preceded by CRLF: a header block is searched in one C call
+    instead of line by line. None for names a regex cannot take literally (non-ASCII: the
+    line loop decides those)."""
+    if not all(f.isascii() and f.isprintable() and f for f in fields):
+        return None
+    names = b"|".join(re.escape(f.encode()) for f in fields)
+    line_rest = rb"[^\r]*(?:\r(?!\n)[^\r]*)*"  # up to the CRLF that ends the line
+    return re.compile(
+        rb"\r\n((?:" + names + rb")[ \t]*:" + line_rest + rb"(?:\r\n[ \t]" + line_rest + rb")*)",
+        re.IGNORECASE,
+    )
 
 
 def _locate(content: Any, tree: dict | None, section: Section) -> tuple[int, int, bool]:

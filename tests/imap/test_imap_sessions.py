@@ -104,3 +104,32 @@ def test_header_fields_are_shared_between_sessions_and_follow_new_mail(suite):
     assert fields(one, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.8>)", "2") == [b"Subject:"]
     for client in (one, two):
         client.logout()
+
+
+def test_header_fields_keep_folded_lines_and_match_whole_names_in_any_case(suite):
+    """HEADER.FIELDS picks fields by whole name, case-insensitively, with their folded
+    continuation lines and in the message's order (RFC 3501 §6.4.5)."""
+    extra = (
+        "X-Long: first part\r\n\tsecond part\r\n  third part\r\n"
+        "X-Longer: not asked for\r\n"
+        "x-long : spaced name\r\n"
+        "Received: from a\r\n\tby b\r\n"
+    )
+    deliver(suite, subject="folded", extra=extra)
+    client = imap(suite)
+    client.select("INBOX")
+
+    def fields(names: str) -> bytes:
+        typ, data = client.fetch("1", f"(BODY.PEEK[HEADER.FIELDS ({names})])")
+        assert typ == "OK"
+        return data[0][1]
+
+    assert fields("x-LONG") == (
+        b"X-Long: first part\r\n\tsecond part\r\n  third part\r\nx-long : spaced name\r\n\r\n"
+    )
+    assert fields("X-LONGER SUBJECT") == b"Subject: folded\r\nX-Longer: not asked for\r\n\r\n"
+    assert fields("X-Missing") == b"\r\n"
+    received = fields("received x-lon")  # our own Received: comes first
+    assert received.startswith(b"Received: from ") and b"X-Lon" not in received
+    assert received.endswith(b"\r\nReceived: from a\r\n\tby b\r\n\r\n")
+    client.logout()
