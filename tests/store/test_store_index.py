@@ -188,6 +188,7 @@ def test_version_1_index_gains_the_envelope_bytes_column_and_keeps_its_uids(tmp_
     index.close()
     # What a version-1 index looks like: no envwire column, every envelope parsed as JSON.
     db = sqlite3.connect(root / INDEX_FILE)
+    db.execute("DROP TABLE cache")
     for uid, name in list(db.execute("SELECT uid, name FROM messages")):
         header = (root / name).read_bytes().split(b"\r\n\r\n")[0] + b"\r\n\r\n"
         envelope = json.dumps(mime.envelope(mime.parse_header_fields(header)))
@@ -206,8 +207,10 @@ def test_version_1_index_gains_the_envelope_bytes_column_and_keeps_its_uids(tmp_
     assert b'"two \\"quoted\\""' in wire[2]
     again.close()
     third = FolderIndex(root)  # filled in lazily and stored: served from the column now
-    row = third._db.execute("SELECT envwire FROM messages WHERE uid = 2").fetchone()
+    row = third._db.execute("SELECT envwire FROM cache WHERE uid = 2").fetchone()
     assert row[0] == wire[2]
+    moved = third._db.execute("SELECT count(*) FROM messages WHERE header IS NOT NULL")
+    assert moved.fetchone() == (0,)  # version 3: parsed columns live in the cache table
     assert third.headers([1, 2]) == {uid: third.header(uid) for uid in (1, 2)}
 
 
@@ -271,7 +274,8 @@ def _lazy_folder(root):
 
 def _unparsed(index):
     rows = index._db.execute(
-        "SELECT uid FROM messages WHERE header IS NULL AND envelope IS NULL AND envwire IS NULL"
+        "SELECT uid FROM messages WHERE uid NOT IN (SELECT uid FROM cache"
+        " WHERE header IS NOT NULL OR envelope IS NOT NULL OR envwire IS NOT NULL)"
     )
     return sorted(uid for (uid,) in rows)
 
@@ -340,6 +344,8 @@ def test_messages_indexed_by_an_older_version_and_new_lazy_ones_live_together(tm
     import sqlite3
 
     db = sqlite3.connect(root / INDEX_FILE)
+    db.execute("DROP TABLE cache")
+    db.execute("UPDATE meta SET value = 2 WHERE key = 'version'")
     header = b"From: a@b.c\r\nSubject: old one\r\n\r\n"
     envelope = mime.envelope(mime.parse_header_fields(header))
     db.execute(
