@@ -294,6 +294,7 @@ class FolderIndex:
         self.path = Path(path)
         self._lock = threading.RLock()
         self._db_path = self.path / INDEX_FILE
+        self._base = os.fspath(self.path) + os.sep  # + Record.name: a file's path as a str
         self._conn = self._open()
         # True while the index exists only in memory: a folder met for the first time is
         # written after SELECT has been answered (``settle``), or before any SQL touches it.
@@ -681,7 +682,7 @@ class FolderIndex:
                 header = self._read_header(record)
             except FileNotFoundError:
                 continue
-            wire = mime.envelope_imap(mime.envelope(mime.parse_header_fields(header)))
+            wire = mime.envelope_imap(mime.envelope_of(header))
             cached = len(header) < MAX_CACHED_HEADER
             parsed[uid] = _Parsed(header, wire, cached)
             rows.append((header if cached else None, wire, uid))
@@ -698,7 +699,7 @@ class FolderIndex:
 
     def _read_header(self, record: Record) -> bytes:
         try:
-            return read_header_block(self.file_path(record), record.crlf)[0]
+            return read_header_block(self._base + record.name, record.crlf)[0]
         except FileNotFoundError:
             return read_header_block(self._relocate(record), record.crlf)[0]
 

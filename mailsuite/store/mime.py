@@ -150,6 +150,38 @@ def envelope(fields: list[tuple[str, str]]) -> dict[str, Any]:
     for name, value in fields:  # the first of each name, as ``first`` gives (one pass)
         if name in _ENVELOPE_FIELDS and name not in firsts:
             firsts[name] = value
+    return _envelope(firsts)
+
+
+def envelope_of(block: bytes) -> dict[str, Any]:
+    """``envelope(parse_header_fields(block))`` without unfolding the fields ENVELOPE does not
+    read (Received, DKIM-Signature...: most of a header's lines). A folder's first FETCH
+    ENVELOPE does this for every message."""
+    firsts: dict[str, str] = {}
+    name: str | None = None  # the ENVELOPE field being collected
+    value: list[str] = []
+    for line in text_of(block).split("\r\n"):
+        if not line:
+            continue
+        if line[0] in " \t":
+            if name is not None:
+                value.append(line)
+            continue
+        if name is not None:
+            firsts[name] = _unfold(value)
+            name = None
+        field_name, sep, rest = line.partition(":")
+        if not sep:
+            continue
+        key = field_name.strip().lower()
+        if key in _ENVELOPE_FIELDS and key not in firsts:
+            name, value = key, [rest]
+    if name is not None:
+        firsts[name] = _unfold(value)
+    return _envelope(firsts)
+
+
+def _envelope(firsts: dict[str, str]) -> dict[str, Any]:
     get = firsts.get
     sender = _addresses(get("from"))
     return {
