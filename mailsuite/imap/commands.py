@@ -32,6 +32,7 @@ from mailsuite.imap.fetch import (
     FileRange,
     field_sections,
     header_fields,
+    index_renderer,
     needs_header_block,
     parse_fetch_items,
     render,
@@ -772,6 +773,7 @@ class CommandsMixin:
         recent = selection.recent
 
         wants_date = "INTERNALDATE" in request.items
+        fast = index_renderer(request, uid_mode)
 
         def render_batch(batch: list[int]):
             if wants_date:
@@ -786,13 +788,24 @@ class CommandsMixin:
             headers = index.headers(wanted) if wants_block else {}
             out: list = []
             shown_flags: list[Record] = []
-            msn_of = selection.msn
+            view = selection.uids
+            end = len(view)
+            at = 0
             for record in records:
                 uid = record.uid
-                msn = msn_of(uid)
-                if msn is None:
+                # Ascending UIDs: each search starts where the last one ended.
+                at = bisect.bisect_left(view, uid, at)
+                if at == end or view[at] != uid:
                     continue
-                shown = _with_recent(record) if uid in recent else record
+                msn = at + 1
+                shown = _with_recent(record) if uid in recent and wants_flags else record
+                if fast is not None:
+                    line = fast(shown, msn, envelopes.get(uid), fields.get(uid))
+                    if line is not None:
+                        out.append(line)
+                        if wants_flags:
+                            shown_flags.append(record)
+                        continue
                 try:
                     out += render(
                         index,
@@ -947,8 +960,12 @@ def _store_modifier(reader: Reader) -> tuple[str, int]:
     return key, reader.number()
 
 
-def _with_recent(record):
-    return record._replace(flags=record.flags | {"\\Recent"})
+def _with_recent(record: Record) -> Record:
+    uid, key, name, flags, *rest = record
+    return Record(uid, key, name, flags | _RECENT, *rest)
+
+
+_RECENT = frozenset({"\\Recent"})
 
 
 def _join_bytes(pieces: list) -> list:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,54 @@ class FileRange:
 
 
 Piece = bytes | FileRange
+
+
+def index_renderer(request: FetchRequest, uid_command: bool) -> IndexRenderer | None:
+    """A renderer for a request the index answers alone (UID, FLAGS, INTERNALDATE,
+    RFC822.SIZE, MODSEQ, ENVELOPE, top-level HEADER.FIELDS[.NOT]): the item list is turned into
+    one function per item once per FETCH, instead of a chain of comparisons per item and
+    message, which was most of the time a 10,000-message header sync spent. None: a request
+    ``render`` has to answer."""
+    names = request.items
+    if uid_command and "UID" not in names:
+        names = ["UID", *names]
+    steps = []
+    for name in names:
+        step = _INDEX_ITEMS.get(name)
+        if step is None:
+            return None
+        steps.append(step)
+    sections = list(enumerate(request.sections))
+    if any(s.parts or s.text not in ("HEADER.FIELDS", "HEADER.FIELDS.NOT") for _, s in sections):
+        return None
+    wants_envelope = "ENVELOPE" in names
+
+    def render_one(
+        record: Record, msn: int, envelope: bytes | None, fields: dict[int, bytes] | None
+    ) -> bytes | None:
+        """The response line, or None when a cached value is missing (``render`` then)."""
+        if wants_envelope and envelope is None:
+            return None
+        parts = [step(record, envelope) for step in steps]
+        for position, section in sections:
+            data = fields.get(position) if fields else None
+            if data is None:
+                return None
+            parts.append(section.label + b" " + _literal(_partial(data, section)))
+        return b"* %d FETCH (%s)\r\n" % (msn, b" ".join(parts))
+
+    return render_one
+
+
+IndexRenderer = Callable[[Record, int, "bytes | None", "dict[int, bytes] | None"], "bytes | None"]
+_INDEX_ITEMS: dict[str, Callable[[Record, Any], bytes]] = {
+    "UID": lambda r, _e: b"UID %d" % r.uid,
+    "FLAGS": lambda r, _e: b"FLAGS " + wire.flag_list(r.flags),
+    "INTERNALDATE": lambda r, _e: b"INTERNALDATE " + wire.internal_date(r.internaldate),
+    "RFC822.SIZE": lambda r, _e: b"RFC822.SIZE %d" % r.size,
+    "MODSEQ": lambda r, _e: b"MODSEQ (%d)" % r.modseq,
+    "ENVELOPE": lambda _r, envelope: b"ENVELOPE " + envelope,
+}
 
 
 def render(

@@ -133,3 +133,21 @@ def test_header_fields_keep_folded_lines_and_match_whole_names_in_any_case(suite
     assert received.startswith(b"Received: from ") and b"X-Lon" not in received
     assert received.endswith(b"\r\nReceived: from a\r\n\tby b\r\n\r\n")
     client.logout()
+
+
+def test_fetch_from_the_index_and_a_header_too_big_to_cache_answer_alike(suite):
+    """A header block over the index's cache limit is read from its file: the same FETCH
+    answers it and a small one alike, \\Recent included for the session that first saw them."""
+    deliver(suite, subject="small")
+    client = imap(suite)
+    padding = "".join(f"X-Pad-{n}: {'p' * 70}\r\n" for n in range(1000))  # ~80 KB of header
+    big = f"From: a@b.example\r\nSubject: big\r\n{padding}\r\nbody\r\n".encode()
+    assert client.append("INBOX", None, None, big)[0] == "OK"
+    client.select("INBOX")
+    typ, data = client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert typ == "OK"
+    answers = [(head, body) for head, body in (p for p in data if isinstance(p, tuple))]
+    assert [body for _head, body in answers] == [b"Subject: small\r\n\r\n", b"Subject: big\r\n\r\n"]
+    for head, _body in answers:
+        assert b"\\Recent" in head and b"UID " in head
+    client.logout()
