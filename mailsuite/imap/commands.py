@@ -62,7 +62,7 @@ from mailsuite.store.index import (
 log = Logger(namespace="mailsuite.imap")
 
 FETCH_BATCH = 1000  # messages per worker-thread hop when the index has every answer
-FETCH_HEADER_BATCH = 500  # ... when it answers from cached header blocks (up to 64 KB each)
+FETCH_HEADER_BATCH = 500  # ... when answers hold whole header blocks (up to 64 KB each)
 FETCH_FILE_BATCH = 100  # ... and when message files are read
 STREAM_CHUNK = 256 * 1024
 ANY, NONAUTH, AUTH, SELECTED = "any", "nonauth", "auth", "selected"
@@ -765,7 +765,7 @@ class CommandsMixin:
         # the files hold message text: small batches bound the memory of one response.
         if request.reads_files:
             batch_size = FETCH_FILE_BATCH
-        elif request.reads_headers:
+        elif request.sends_header_blocks:
             batch_size = FETCH_HEADER_BATCH
         else:
             batch_size = FETCH_BATCH

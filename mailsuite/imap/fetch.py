@@ -20,6 +20,7 @@ from mailsuite.store import mime
 from mailsuite.store.index import FolderIndex, Record
 
 STREAM_THRESHOLD = 256 * 1024
+HEADER_CHUNK = 250  # header blocks read from the index at once for HEADER.FIELDS
 
 _MACROS = {
     "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"],
@@ -74,9 +75,12 @@ class FetchRequest:
         )
 
     @property
-    def reads_headers(self) -> bool:
-        """Does answering need header blocks (from the index; up to MAX_CACHED_HEADER each)?"""
-        return bool(self.sections) or "RFC822.HEADER" in self.items
+    def sends_header_blocks(self) -> bool:
+        """Does the answer carry (nearly) whole header blocks, up to MAX_CACHED_HEADER each?
+        HEADER.FIELDS alone sends a few lines of each."""
+        return "RFC822.HEADER" in self.items or any(
+            s.text in ("HEADER", "HEADER.FIELDS.NOT") for s in self.sections
+        )
 
     @property
     def sets_seen(self) -> bool:
@@ -384,8 +388,9 @@ def header_fields(
     for position, section in sections:
         memo = index.memo(("fields", section.text, section.fields))
         missing = [uid for uid in uids if uid not in memo]
-        if missing:
-            for uid, block in index.headers(missing).items():
+        # A few hundred blocks at a time: at most MAX_CACHED_HEADER each, only lines kept.
+        for start in range(0, len(missing), HEADER_CHUNK):
+            for uid, block in index.headers(missing[start : start + HEADER_CHUNK]).items():
                 memo[uid] = _header_section(block, section)
         for uid in uids:
             data = memo.get(uid)
