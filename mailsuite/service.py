@@ -20,6 +20,7 @@ from mailsuite.config import Config, ListenAddress
 from mailsuite.imap.server import IMAPContext, IMAPFactory, IMAPLimits
 from mailsuite.memory import use_one_malloc_arena
 from mailsuite.pop3.server import POP3Context, POP3Factory
+from mailsuite.privileges import hand_over
 from mailsuite.queue.scheduler import make_scheduler
 from mailsuite.queue.spool import QueueSpool
 from mailsuite.smtp.delivery import MessageRouter
@@ -83,9 +84,10 @@ def _endpoint(address: ListenAddress, tls_options=None) -> IStreamServerEndpoint
 class MailSuite(MultiService):
     """The whole server: listeners for every configured role over shared state."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, run_as: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.config = config
+        self.run_as = run_as  # (uid, gid) twistd switches to after privilegedStartService
         config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         cert, key = ensure_certificate(
             config.tls_cert_file, config.tls_key_file, config.tls_dir, config.hostname
@@ -185,6 +187,16 @@ class MailSuite(MultiService):
         recovered = self.journal.recover(self.store.redeliver)
         if recovered:
             log.info("finished {count} journaled deliveries a crash interrupted", count=recovered)
+        if self.run_as is not None:  # everything above ran as root: hand it to the server's user
+            uid, gid = self.run_as
+            changed = hand_over(self.config.data_dir, uid, gid)
+            log.info(
+                "data directory {path} handed to uid {uid} gid {gid} ({count} entries changed)",
+                path=str(self.config.data_dir),
+                uid=uid,
+                gid=gid,
+                count=changed,
+            )
         super().privilegedStartService()
 
     def startService(self) -> None:
@@ -218,5 +230,5 @@ def _hash_pool() -> ThreadPool:
     return ThreadPool(minthreads=0, maxthreads=HASH_THREADS, name="mailsuite-auth")
 
 
-def make_service(config: Config) -> MailSuite:
-    return MailSuite(config)
+def make_service(config: Config, run_as: tuple[int, int] | None = None) -> MailSuite:
+    return MailSuite(config, run_as)

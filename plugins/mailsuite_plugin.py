@@ -34,12 +34,14 @@ class MailsuiteServiceMaker:
 
     def makeService(self, options: Options):
         from mailsuite.config import ConfigError, load_config
+        from mailsuite.privileges import switch_target
         from mailsuite.service import make_service
         from mailsuite.tls import TLSConfigError
 
         try:
             config = load_config(options["config"], options["data-dir"])
-            return make_service(config)
+            # twistd's own options: --uid/--gid, applied after privilegedStartService.
+            return make_service(config, switch_target(getattr(options, "parent", None)))
         except (ConfigError, TLSConfigError) as exc:
             sys.stderr.write(f"mailsuite: {exc}\n")
             raise SystemExit(1) from None
