@@ -230,12 +230,31 @@ def name_facts(key: str) -> tuple[int, bool] | None:
     (size on disk) with ``,W=`` (CRLF size) by Dovecot's convention, the file holding bare LF
     exactly when they differ; or ``,S=`` on a name our MDA wrote (CRLF-only). None: ask the file.
     """
+    common = _COMMON_NAME.match(key)
+    if common is not None:  # one regex for the two usual forms instead of split-and-scan
+        ours, w = common["ours"], common["w"]
+        if ours is not None:
+            return int(ours), True
+        s, w = int(common["s"]), int(w)
+        return (w, w == s) if w >= s else None
+    return _name_facts_any(key)
+
+
+def _name_facts_any(key: str) -> tuple[int, bool] | None:
+    """``name_facts`` for any name: each comma field looked at."""
     s, w = name_sizes(key)
     if s is None:
         return None
     if w is not None:
         return (w, w == s) if w >= s else None  # smaller would be a name that lies
     return (s, True) if written_by_us(key) else None
+
+
+# "<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>" (our MDA) or "<unique>,S=<size>,W=<crlf size>"
+# (Dovecot); any other name goes through ``name_sizes``.
+_COMMON_NAME = re.compile(
+    r"(?:\d+\.M\d+P\d+Q\d+\.[^,]*,S=(?P<ours>\d+)|[^,]*,S=(?P<s>\d+),W=(?P<w>\d+))\Z", re.ASCII
+)
 
 
 def file_facts(path: str, key: str) -> tuple[float, int, bool] | None:

@@ -84,9 +84,9 @@ def name_sizes(base: str) -> tuple[int | None, int | None]:
     s = w = None
     for part in base[comma + 1 :].split(","):
         field, value = part[:2], part[2:]
-        if field == "S=" and value.isdigit():
+        if field == "S=" and value.isdecimal():  # isdigit() lets "²" through to int()
             s = int(value)
-        elif field == "W=" and value.isdigit():
+        elif field == "W=" and value.isdecimal():
             w = int(value)
     return s, w
 
