@@ -242,11 +242,14 @@ class Matcher:
         return fields
 
     def _header_contains(self, record: Record, field: str, needle: str) -> bool:
-        if needle and record.uid not in self._headers:
+        fields = self._headers.get(record.uid)
+        if fields is not None:
+            values = [v for n, v in fields if n == field]
+        else:
             block = self._block(record)
-            if _cannot_contain(block, needle):
+            if needle and _cannot_contain(block, needle):
                 return False
-        values = [v for n, v in self._fields(record) if n == field]
+            values = mime.field_values(block, field)  # that field only, not the whole header
         if not needle:
             return bool(values)
         return any(needle in _decoded(v) for v in values)

@@ -56,6 +56,32 @@ def parse_header_fields(block: bytes) -> list[tuple[str, str]]:
     return fields
 
 
+def field_values(block: bytes, wanted: str) -> list[str]:
+    """``[v for n, v in parse_header_fields(block) if n == wanted]`` (``wanted`` in lower
+    case), unfolding only that field: SEARCH SUBJECT over a folder reads one field of each
+    candidate header, not all of them."""
+    values: list[str] = []
+    if " " in wanted:  # never a field name (parse_header_fields drops such lines)
+        return values
+    value: list[str] | None = None  # the wanted field being collected
+    for line in text_of(block).split("\r\n"):
+        if not line:
+            continue
+        if line[0] in " \t":
+            if value is not None:
+                value.append(line)
+            continue
+        if value is not None:
+            values.append(_unfold(value))
+            value = None
+        field_name, sep, rest = line.partition(":")
+        if sep and field_name and field_name.strip().lower() == wanted:
+            value = [rest]
+    if value is not None:
+        values.append(_unfold(value))
+    return values
+
+
 def _unfold(lines: list[str]) -> str:
     if len(lines) == 1:  # most fields: the same result without a join
         return lines[0].strip()

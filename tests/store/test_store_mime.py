@@ -119,3 +119,27 @@ def test_envelope_of_a_block_matches_the_envelope_of_all_its_fields_on_generated
                 lines.append(rnd.choice(names) + ":" + rnd.choice(values))
         block = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
         assert mime.envelope_of(block) == mime.envelope(mime.parse_header_fields(block)), block
+
+
+def test_field_values_match_parsing_every_field_on_generated_headers():
+    """One field's values, unfolded, exactly as parse_header_fields lists them: for SEARCH."""
+    rnd = random.Random(13)
+    names = ["Subject", "subject ", "SUBJECT", "X-Subject", "Sub ject", "", "From", "\x0b"]
+    values = [" hello", "", " =?utf-8?q?x?=", " a: b", "  spaced  ", " \xe9"]
+    for _ in range(3000):
+        lines = []
+        for _ in range(rnd.randint(0, 10)):
+            roll = rnd.random()
+            if roll < 0.2:
+                lines.append(rnd.choice(["\t", " "]) + rnd.choice(values).strip())
+            elif roll < 0.25:
+                lines.append(rnd.choice(["no colon", ":starts with colon"]))
+            else:
+                lines.append(rnd.choice(names) + ":" + rnd.choice(values))
+        block = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
+        fields = mime.parse_header_fields(block)
+        for wanted in ("subject", "from", "x-subject", "sub ject", ""):
+            assert mime.field_values(block, wanted) == [v for n, v in fields if n == wanted], (
+                block,
+                wanted,
+            )
