@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from mailsuite.store import mime
-from mailsuite.store.maildrop import crlf_size_from_name, name_sizes, written_by_us
+from mailsuite.store.maildrop import USUAL_NAME, crlf_size_from_name, name_sizes, written_by_us
 from mailsuite.store.safeio import fsync_dir
 
 INDEX_FILE = "mailsuite-index.sqlite"
@@ -230,7 +230,7 @@ def name_facts(key: str) -> tuple[int, bool] | None:
     (size on disk) with ``,W=`` (CRLF size) by Dovecot's convention, the file holding bare LF
     exactly when they differ; or ``,S=`` on a name our MDA wrote (CRLF-only). None: ask the file.
     """
-    common = _COMMON_NAME.match(key)
+    common = USUAL_NAME.match(key)
     if common is not None:  # one regex for the two usual forms instead of split-and-scan
         ours, w = common["ours"], common["w"]
         if ours is not None:
@@ -248,13 +248,6 @@ def _name_facts_any(key: str) -> tuple[int, bool] | None:
     if w is not None:
         return (w, w == s) if w >= s else None  # smaller would be a name that lies
     return (s, True) if written_by_us(key) else None
-
-
-# "<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>" (our MDA) or "<unique>,S=<size>,W=<crlf size>"
-# (Dovecot); any other name goes through ``name_sizes``.
-_COMMON_NAME = re.compile(
-    r"(?:\d+\.M\d+P\d+Q\d+\.[^,]*,S=(?P<ours>\d+)|[^,]*,S=(?P<s>\d+),W=(?P<w>\d+))\Z", re.ASCII
-)
 
 
 def file_facts(path: str, key: str) -> tuple[float, int, bool] | None:

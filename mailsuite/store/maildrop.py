@@ -43,6 +43,12 @@ _TIME_PREFIX = re.compile(r"(\d+)\.(?:M(\d+))?")
 # What mailsuite.store.maildir.MaildirStore.unique_name makes: "<sec>.M<usec>P<pid>Q<n>.<host>".
 # Nobody else uses "Q<n>" there (Dovecot: "<sec>.M<usec>P<pid>.<host>"; Courier adds V/I).
 _OUR_MDA = re.compile(r"\d+\.M\d+P\d+Q\d+\.")
+# The two usual base names, read by one regex instead of field by field: ours
+# ("<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>") and Dovecot's ("<unique>,S=<size>,W=<crlf size>").
+# Any other name goes through ``name_sizes``.
+USUAL_NAME = re.compile(
+    r"(?:\d+\.M\d+P\d+Q\d+\.[^,]*,S=(?P<ours>\d+)|[^,]*,S=(?P<s>\d+),W=(?P<w>\d+))\Z", re.ASCII
+)
 
 
 class MessageGone(Exception):
@@ -98,6 +104,14 @@ def crlf_size_from_name(base: str) -> int | None:
     every line end CRLF and ends with CRLF, so size on disk and CRLF size are one. Anything
     else (S= from Courier or an IMAP APPEND, which may hold bare LF) has to be measured.
     """
+    usual = USUAL_NAME.match(base)
+    if usual is not None:
+        return int(usual["ours"] or usual["w"])
+    return _crlf_size_any(base)
+
+
+def _crlf_size_any(base: str) -> int | None:
+    """``crlf_size_from_name`` for any name: each comma field looked at."""
     s, w = name_sizes(base)
     if w is not None:
         return w

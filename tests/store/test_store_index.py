@@ -481,10 +481,12 @@ def test_changes_before_settle_write_the_first_index_first(tmp_path, change):
 
 def test_name_facts_fast_path_agrees_with_reading_every_field():
     """The one-regex path for the usual name forms gives what looking at every comma field
-    gives, on generated names (ours, Dovecot's, fields swapped, repeated or odd)."""
+    gives, on generated names (ours, Dovecot's, fields swapped, repeated or odd), for the
+    index and for POP3."""
     import random
 
     from mailsuite.store.index import _name_facts_any, name_facts
+    from mailsuite.store.maildrop import _crlf_size_any, crlf_size_from_name
 
     rnd = random.Random(5)
     uniques = [
@@ -505,3 +507,4 @@ def test_name_facts_fast_path_agrees_with_reading_every_field():
         except ValueError:  # int() refused a field isdecimal() passed: never for these
             raise AssertionError(key) from None
         assert name_facts(key) == expected, key
+        assert crlf_size_from_name(key) == _crlf_size_any(key), key  # POP3's reading
