@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import json
 import mmap
 import os
@@ -169,12 +170,19 @@ def split_name(name: str) -> tuple[str, frozenset[str]]:
 
 
 def cur_name(key: str, flags: Iterable[str]) -> str:
-    letters = "".join(sorted(FLAG_LETTERS[f] for f in flags if f in FLAG_LETTERS))
-    return f"cur/{key}:2,{letters}"
+    return f"cur/{key}:2,{_letters(_system(flags))}"
+
+
+_SYSTEM_FLAGS = frozenset(FLAG_LETTERS)
 
 
 def _system(flags: Iterable[str]) -> frozenset[str]:
-    return frozenset(f for f in flags if f in FLAG_LETTERS)
+    return _SYSTEM_FLAGS.intersection(flags)
+
+
+@functools.lru_cache(maxsize=64)  # 2**6 sets of system flags
+def _letters(system: frozenset[str]) -> str:
+    return "".join(sorted(FLAG_LETTERS[f] for f in system))
 
 
 class _Names:
