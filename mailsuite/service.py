@@ -214,6 +214,7 @@ class MailSuite(MultiService):
         # Listeners and sessions stop first; then the commit thread finishes its last batch.
         d = maybeDeferred(super().stopService)
         d.addBoth(lambda _: threads.deferToThread(self.smtp_context.router.close))
+        d.addBoth(lambda _: threads.deferToThread(self.imap_context.registry.settle_all))
         pool = self.hash_pool
         d.addBoth(lambda _: threads.deferToThread(pool.stop) if pool.started else None)
         return d

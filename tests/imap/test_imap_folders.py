@@ -131,3 +131,28 @@ def test_idle_session_hears_bye_when_another_program_removes_its_folder(suite):
     assert client.file.readline().startswith(b"+")
     shutil.rmtree(suite.maildir("alice@example.com") / ".Vanishing")
     assert _bye_then_eof(client).startswith(b"* BYE")
+
+
+def test_a_session_walking_many_folders_leaves_only_recent_indexes_open(suite):
+    """STATUS over more folders than the registry keeps: older indexes are let go (the
+    selected one stays), and their counts are right when asked again."""
+    import gc
+
+    registry = suite.service.imap_context.registry
+    keep = registry._keep
+    client = imap(suite)
+    names = [f"f{n}" for n in range(keep + 20)]
+    for name in names:
+        assert client.create(name)[0] == "OK"
+    client.append(names[0], None, None, b"Subject: kept\r\n\r\nbody\r\n")
+    client.select("INBOX")
+    for name in names:
+        typ, data = client.status(name, "(MESSAGES UIDNEXT)")
+        assert typ == "OK", data
+    gc.collect()
+    assert registry.open_count() <= keep + 1  # + INBOX, held by the selection
+    typ, data = client.status(names[0], "(MESSAGES UIDNEXT)")
+    assert data == [f'"{names[0]}" (MESSAGES 1 UIDNEXT 2)'.encode()] or data == [
+        f"{names[0]} (MESSAGES 1 UIDNEXT 2)".encode()
+    ]
+    client.logout()

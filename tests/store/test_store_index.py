@@ -508,3 +508,36 @@ def test_name_facts_fast_path_agrees_with_reading_every_field():
             raise AssertionError(key) from None
         assert name_facts(key) == expected, key
         assert crlf_size_from_name(key) == _crlf_size_any(key), key  # POP3's reading
+
+
+def test_registry_keeps_recent_and_used_indexes_only_and_never_two_for_one_folder(tmp_path):
+    import gc
+
+    from mailsuite.store.index import IndexRegistry
+
+    roots = []
+    for name in ("a", "b", "c"):
+        root = tmp_path / name
+        root.mkdir()
+        _maildir(root)
+        _put(root, f"100.{name}.host")
+        roots.append(root)
+    registry = IndexRegistry(keep=2)
+    first = registry.open(roots[0])
+    first.sync()
+    validity = first.uidvalidity
+    for root in roots[1:]:
+        registry.open(root).sync()
+    # "a" fell out of the recent two: its first index was written on the way out...
+    meta, rows = _rows_on_disk(roots[0])
+    assert meta["uidvalidity"] == validity and [r[1] for r in rows] == ["100.a.host"]
+    # ...but a user still holds it, so opening it again gives that same instance.
+    assert registry.open(roots[0]) is first
+    del first
+    registry.open(roots[1])
+    registry.open(roots[2])  # "a" is neither recent nor used now
+    gc.collect()
+    assert registry.open_count() == 2
+    again = registry.open(roots[0])
+    again.sync()
+    assert again.uidvalidity == validity and [r.uid for r in again.records()] == [1]
