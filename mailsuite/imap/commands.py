@@ -886,7 +886,13 @@ class CommandsMixin:
             selection.reported[record.uid] = record.modseq
             selection.pending_flags.pop(record.uid, None)
         if changed:
+            # Only our own change since this session last looked: the end of the command need
+            # not rescan the folder our renames just touched (10,000 names: ~20 ms before the
+            # OK). The next look does; another session's change meanwhile means a look now.
+            current = self.ctx.hub.version(selection.path) == selection.version
             self.ctx.hub.changed(selection.path, origin=self)
+            if current:
+                selection.version = self.ctx.hub.version(selection.path)
         # Only messages whose flags changed are answered, as Dovecot does (RFC 3501 §6.4.6
         # lets the server omit the others; the client already knows their flags, and a change
         # made by another session still reaches it as an unsolicited FETCH). Under CONDSTORE

@@ -151,3 +151,31 @@ def test_fetch_from_the_index_and_a_header_too_big_to_cache_answer_alike(suite):
     for head, _body in answers:
         assert b"\\Recent" in head and b"UID " in head
     client.logout()
+
+
+def test_store_answer_carries_another_sessions_change_but_not_its_own_twice(suite):
+    """A STORE whose session is behind (another session changed flags) ends with that change;
+    a STORE by an up-to-date session answers its own change once, and the next command brings
+    nothing more."""
+    deliver(suite, subject="one")
+    deliver(suite, subject="two")
+    first = imap(suite)
+    first.select("INBOX")
+    other = imap(suite)
+    other.select("INBOX")
+    assert other.store("1", "+FLAGS", "(\\Flagged)")[0] == "OK"
+    first.untagged_responses.clear()
+    typ, data = first.store("2", "+FLAGS", "(\\Seen)")
+    assert typ == "OK"
+    fetches = [d for d in data if d] + first.untagged_responses.pop("FETCH", [])
+    assert any(f.startswith(b"1 (") and b"\\Flagged" in f for f in fetches), fetches
+    assert sum(1 for f in fetches if f.startswith(b"2 (") and b"\\Seen" in f) == 1, fetches
+    typ, data = first.store("1", "+FLAGS.SILENT", "(\\Seen)")
+    assert typ == "OK"
+    first.untagged_responses.clear()
+    assert first.noop()[0] == "OK"
+    assert "FETCH" not in first.untagged_responses  # its own silent change is not echoed
+    other.noop()
+    assert any(f.startswith(b"1 (") and b"\\Seen" in f for f in other.untagged_responses["FETCH"])
+    first.logout()
+    other.logout()
