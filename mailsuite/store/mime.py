@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import re
+from collections.abc import Container, Iterator
 from typing import Any
 
 MAX_DEPTH = 20  # nested multiparts / message/rfc822 beyond this are treated as opaque
@@ -34,8 +35,21 @@ def header_block_end(data: Any, start: int, end: int) -> int:
 
 def parse_header_fields(block: bytes) -> list[tuple[str, str]]:
     """(lowercase name, unfolded value) for each field of a header block, in order."""
-    fields: list[tuple[str, str]] = []
-    name: str | None = None
+    return list(_fields(block, None))
+
+
+def field_values(block: bytes, wanted: str) -> list[str]:
+    """``[v for n, v in parse_header_fields(block) if n == wanted]`` (``wanted`` in lower
+    case), unfolding only that field: SEARCH SUBJECT over a folder reads one field of each
+    candidate header, not all of them."""
+    return [value for _name, value in _fields(block, (wanted,))]
+
+
+def _fields(block: bytes, keep: Container[str] | None) -> Iterator[tuple[str, str]]:
+    """The fields of a header block whose lowercase name is in ``keep`` (all if None), in
+    order; only those are unfolded. A line with no colon, an empty name or a space inside the
+    name is no field, and its continuation lines go with it."""
+    name: str | None = None  # the kept field being collected
     value: list[str] = []
     for line in text_of(block).split("\r\n"):
         if not line:
@@ -45,41 +59,16 @@ def parse_header_fields(block: bytes) -> list[tuple[str, str]]:
                 value.append(line)
             continue
         if name is not None:
-            fields.append((name, _unfold(value)))
+            yield name, _unfold(value)
+            name = None
         field_name, sep, rest = line.partition(":")
-        if not sep or not field_name or " " in field_name.strip():
-            name, value = None, []
+        if not sep or not field_name:
             continue
-        name, value = field_name.strip().lower(), [rest]
+        key = field_name.strip().lower()
+        if " " not in key and (keep is None or key in keep):
+            name, value = key, [rest]
     if name is not None:
-        fields.append((name, _unfold(value)))
-    return fields
-
-
-def field_values(block: bytes, wanted: str) -> list[str]:
-    """``[v for n, v in parse_header_fields(block) if n == wanted]`` (``wanted`` in lower
-    case), unfolding only that field: SEARCH SUBJECT over a folder reads one field of each
-    candidate header, not all of them."""
-    values: list[str] = []
-    if " " in wanted:  # never a field name (parse_header_fields drops such lines)
-        return values
-    value: list[str] | None = None  # the wanted field being collected
-    for line in text_of(block).split("\r\n"):
-        if not line:
-            continue
-        if line[0] in " \t":
-            if value is not None:
-                value.append(line)
-            continue
-        if value is not None:
-            values.append(_unfold(value))
-            value = None
-        field_name, sep, rest = line.partition(":")
-        if sep and field_name and field_name.strip().lower() == wanted:
-            value = [rest]
-    if value is not None:
-        values.append(_unfold(value))
-    return values
+        yield name, _unfold(value)
 
 
 def _unfold(lines: list[str]) -> str:
@@ -184,26 +173,8 @@ def envelope_of(block: bytes) -> dict[str, Any]:
     read (Received, DKIM-Signature...: most of a header's lines). A folder's first FETCH
     ENVELOPE does this for every message."""
     firsts: dict[str, str] = {}
-    name: str | None = None  # the ENVELOPE field being collected
-    value: list[str] = []
-    for line in text_of(block).split("\r\n"):
-        if not line:
-            continue
-        if line[0] in " \t":
-            if name is not None:
-                value.append(line)
-            continue
-        if name is not None:
-            firsts[name] = _unfold(value)
-            name = None
-        field_name, sep, rest = line.partition(":")
-        if not sep:
-            continue
-        key = field_name.strip().lower()
-        if key in _ENVELOPE_FIELDS and key not in firsts:
-            name, value = key, [rest]
-    if name is not None:
-        firsts[name] = _unfold(value)
+    for name, value in _fields(block, _ENVELOPE_FIELDS):
+        firsts.setdefault(name, value)
     return _envelope(firsts)
 
 
