@@ -159,6 +159,21 @@ def cli_fails(result: tuple[int, str, str], message: str) -> str:
     return err
 
 
+def index_on_disk(folder: Path) -> tuple[dict[str, int], list[tuple[int, str, str]]]:
+    """What a folder's index file holds now: its meta values and (uid, key, flags) rows."""
+    import sqlite3
+
+    from mailsuite.store.index import INDEX_FILE
+
+    db = sqlite3.connect(folder / INDEX_FILE)
+    try:
+        meta = dict(db.execute("SELECT key, value FROM meta"))
+        rows = db.execute("SELECT uid, key, flags FROM messages ORDER BY uid").fetchall()
+    finally:
+        db.close()
+    return meta, rows
+
+
 def start_twistd(config: Path, data_dir: Path, cwd: Path) -> subprocess.Popen:
     """``twistd -n mailsuite`` as a child process, its output (text) on a pipe."""
     args = [TWISTD, "-n", "--pidfile=", "mailsuite", "--config", str(config)]

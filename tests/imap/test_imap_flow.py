@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from conftest import start_suite
+from conftest import index_on_disk, start_suite
 from imap_helpers import deliver, imap, imapclient_session
 
 MULTIPART = (
@@ -142,10 +142,6 @@ def test_partial_fetch_and_bodystructure(suite):
 def test_first_select_of_a_migrated_maildir_writes_its_index_after_answering(suite):
     """Files copied in by another program get UIDs at the first SELECT; the index reaches the
     disk in the background right after the answer, with the UIDs that answer promised."""
-    import sqlite3
-
-    from mailsuite.store.index import INDEX_FILE
-
     inbox = suite.maildir("alice@example.com")
     for sub in ("tmp", "new", "cur"):
         (inbox / sub).mkdir(parents=True, exist_ok=True)
@@ -164,16 +160,9 @@ def test_first_select_of_a_migrated_maildir_writes_its_index_after_answering(sui
     assert len(unseen) == 15
     client.logout()
     deadline = time.monotonic() + 10
-    rows: list = []
-    while time.monotonic() < deadline:
-        db = sqlite3.connect(inbox / INDEX_FILE)
-        try:
-            meta = dict(db.execute("SELECT key, value FROM meta"))
-            rows = db.execute("SELECT uid, flags FROM messages ORDER BY uid").fetchall()
-        finally:
-            db.close()
-        if rows:
-            break
+    meta, rows = index_on_disk(inbox)
+    while not rows and time.monotonic() < deadline:
         time.sleep(0.05)
+        meta, rows = index_on_disk(inbox)
     assert meta["uidvalidity"] == uidvalidity and len(rows) == 30
-    assert [uid for uid, flags in rows if flags == ""] == unseen
+    assert [uid for uid, _key, flags in rows if flags == ""] == unseen

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from conftest import index_on_disk
 
 from mailsuite.store.index import INDEX_FILE, FolderIndex
 
@@ -408,18 +409,6 @@ def test_memos_are_kept_per_kind_and_the_oldest_kind_goes(tmp_path):
     index.close()
 
 
-def _rows_on_disk(root):
-    import sqlite3
-
-    db = sqlite3.connect(root / INDEX_FILE)
-    try:
-        meta = dict(db.execute("SELECT key, value FROM meta"))
-        rows = db.execute("SELECT uid, key, flags FROM messages ORDER BY uid").fetchall()
-    finally:
-        db.close()
-    return meta, rows
-
-
 def test_first_index_is_written_by_settle_in_one_piece(tmp_path):
     root = _maildir(tmp_path)
     _put(root, "100.A.host")
@@ -427,9 +416,9 @@ def test_first_index_is_written_by_settle_in_one_piece(tmp_path):
     index = FolderIndex(root)
     index.sync()
     assert index.claim_recent() == 0
-    assert _rows_on_disk(root) == ({}, [])  # a cold SELECT does not wait for SQLite
+    assert index_on_disk(root) == ({}, [])  # a cold SELECT does not wait for SQLite
     index.settle()
-    meta, rows = _rows_on_disk(root)
+    meta, rows = index_on_disk(root)
     assert rows == [(1, "100.A.host", ""), (2, "200.B.host", "\\Seen")]
     assert meta["uidvalidity"] == index.uidvalidity
     assert (meta["uidnext"], meta["recent_uid"]) == (3, 2)
@@ -469,7 +458,7 @@ def test_changes_before_settle_write_the_first_index_first(tmp_path, change):
         os.unlink(root / "new" / "100.A.host")
         assert index.sync(force=True)
         want = [(2, ""), (3, "")]
-    _meta, rows = _rows_on_disk(root)
+    _meta, rows = index_on_disk(root)
     assert [(uid, flags) for uid, _key, flags in rows] == want
     again = FolderIndex(root)
     again.sync()
@@ -529,7 +518,7 @@ def test_registry_keeps_recent_and_used_indexes_only_and_never_two_for_one_folde
     for root in roots[1:]:
         registry.open(root).sync()
     # "a" fell out of the recent two: its first index was written on the way out...
-    meta, rows = _rows_on_disk(roots[0])
+    meta, rows = index_on_disk(roots[0])
     assert meta["uidvalidity"] == validity and [r[1] for r in rows] == ["100.a.host"]
     # ...but a user still holds it, so opening it again gives that same instance.
     assert registry.open(roots[0]) is first
