@@ -128,6 +128,9 @@ def _settle_later(index: FolderIndex) -> None:
     """Write a folder's first index once the SELECT answer is out (``FolderIndex.settle``)."""
     from twisted.internet import reactor
 
+    if not index.unwritten:  # the usual case: no thread hop
+        return
+
     def settle() -> None:
         _to_thread(index.settle).addErrback(
             lambda failure: log.failure("writing the index of {path}", failure, path=index.path)

@@ -409,6 +409,11 @@ class FolderIndex:
                     self._write_unwritten()
         return self._conn
 
+    @property
+    def unwritten(self) -> bool:
+        """Does this index so far live only in memory (``settle`` has work to do)?"""
+        return self._unwritten
+
     def settle(self) -> None:
         """Write an index that so far lives only in memory (see ``_load``); cheap otherwise.
         SELECT calls it in the background once it has answered."""
@@ -637,9 +642,10 @@ class FolderIndex:
                         found[uid] = wire
                     elif env:
                         legacy[uid] = env
-        if len(found) == len(uids):
-            return found
+        # Rows come by UID range: found may hold UIDs between the asked ones, so count by name.
         missing = [(uid, legacy.get(uid)) for uid in uids if uid not in found]
+        if not missing:
+            return found
         made: list[tuple[bytes, int]] = []
         unparsed: list[int] = []
         for uid, env in missing:
@@ -675,8 +681,9 @@ class FolderIndex:
                         found[uid] = header
                     elif not unparsed:
                         parsed_uncached.add(uid)
-        if len(found) + len(parsed_uncached) < len(uids):
-            todo = [u for u in uids if u not in found and u not in parsed_uncached]
+        # Rows come by UID range (found may hold UIDs between the asked ones): check each.
+        todo = [u for u in uids if u not in found and u not in parsed_uncached]
+        if todo:
             for uid, parsed in self._parse(todo).items():
                 if parsed.cached:
                     found[uid] = parsed.header

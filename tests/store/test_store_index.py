@@ -530,3 +530,21 @@ def test_registry_keeps_recent_and_used_indexes_only_and_never_two_for_one_folde
     again = registry.open(roots[0])
     again.sync()
     assert again.uidvalidity == validity and [r.uid for r in again.records()] == [1]
+
+
+def test_sparse_requests_parse_what_was_asked_even_when_a_neighbour_is_cached(tmp_path):
+    """Cached values are read by UID range: a parsed message between the asked ones must not
+    stand in for an asked one that was never parsed."""
+    for reader in ("envelopes_wire", "headers"):
+        root = tmp_path / reader
+        root.mkdir()
+        _maildir(root)
+        for n, name in enumerate(("100.A.host", "200.B.host", "300.C.host"), 1):
+            _put(root, name, f"subject {n}")
+        index = FolderIndex(root)
+        index.sync()
+        read = getattr(index, reader)
+        assert sorted(read([2, 3])) == [2, 3]  # 1 is never parsed
+        answer = read([1, 3])  # one range query returns 2 and 3: as many as were asked
+        assert {1, 3} <= set(answer), reader
+        assert b"subject 1" in answer[1]
