@@ -406,7 +406,12 @@ def _header_section(block: bytes, section: Section) -> bytes:
     if not exclude and (pattern := _fields_pattern(section.fields)) is not None:
         kept = pattern.findall(b"\r\n" + block)
         return b"\r\n".join(kept) + b"\r\n\r\n" if kept else b"\r\n"
-    wanted = set(section.fields)
+    return _header_lines(block, set(section.fields), exclude)
+
+
+def _header_lines(block: bytes, wanted: set[str], exclude: bool) -> bytes:
+    """HEADER.FIELDS[.NOT] line by line: a field's name is what precedes its colon, stripped
+    and lower-cased; continuation lines follow their field."""
     kept: list[bytes] = []
     keep = False
     for line in block.split(b"\r\n"):
@@ -433,9 +438,9 @@ def _fields_pattern(fields: tuple[str, ...]) -> re.Pattern[bytes] | None:
         return None
     names = b"|".join(re.escape(f.encode()) for f in fields)
     line_rest = rb"[^\r]*(?:\r(?!\n)[^\r]*)*"  # up to the CRLF that ends the line
+    name = rb"(?:" + names + rb")[ \t\x0b\x0c]*:"  # blanks as bytes.strip() drops them
     return re.compile(
-        rb"\r\n((?:" + names + rb")[ \t]*:" + line_rest + rb"(?:\r\n[ \t]" + line_rest + rb")*)",
-        re.IGNORECASE,
+        rb"\r\n(" + name + line_rest + rb"(?:\r\n[ \t]" + line_rest + rb")*)", re.IGNORECASE
     )
 
 
