@@ -202,7 +202,7 @@ class _Names:
             self._counter += 1
             counter = self._counter
         seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
-        return f"{seconds}.M{micros}P{os.getpid()}X{counter}.{self._host},S={size}"
+        return f"{seconds}.M{micros:06d}P{os.getpid()}X{counter}.{self._host},S={size}"
 
 
 _names = _Names()

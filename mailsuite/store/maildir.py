@@ -110,13 +110,14 @@ class MaildirStore:
         return root
 
     def unique_name(self, size: int) -> str:
-        """A new Maildir file name: ``<sec>.M<usec>P<pid>Q<counter>.<host>,S=<size>``."""
+        """A new Maildir file name: ``<sec>.M<usec, 6 digits>P<pid>Q<counter>.<host>,S=<size>``."""
         with self._counter_lock:
             self._counter += 1
             counter = self._counter
         now = time.time_ns() // 1000
         seconds, micros = divmod(now, 1_000_000)
-        return f"{seconds}.M{micros}P{self._pid}Q{counter}.{self._host},S={size}"
+        # Zero-padded microseconds: names of one second sort (and get UIDs) in delivery order.
+        return f"{seconds}.M{micros:06d}P{self._pid}Q{counter}.{self._host},S={size}"
 
     def deliver_file(self, source: Path, address: str, sync: bool = True) -> str:
         """Put the fsync'ed file ``source`` into the INBOX of ``address``; return its Maildir key.

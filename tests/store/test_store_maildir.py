@@ -187,3 +187,19 @@ def test_maildir_removed_while_running_is_recreated(store, message):
     name = store.deliver_file(message, "frank@example.org")
 
     assert (store.maildir_path("frank@example.org") / "new" / name).exists()
+
+
+def test_messages_of_one_second_get_uids_in_delivery_order(store, message, tmp_path, monkeypatch):
+    """Microseconds are zero-padded in names: 95,000 us before 120,000 us of the same second
+    also in name order, which is the order the IMAP index gives new files their UIDs."""
+    from mailsuite.store.index import FolderIndex
+
+    now = [1_700_000_000_095_000_000]
+    monkeypatch.setattr("mailsuite.store.maildir.time.time_ns", lambda: now[0])
+    first = store.deliver_file(message, "alice@example.org")
+    now[0] = 1_700_000_000_120_000_000
+    second = store.deliver_file(message, "alice@example.org")
+    assert ".M095000P" in first and ".M120000P" in second
+    index = FolderIndex(tmp_path / "mail" / "example.org" / "alice")
+    index.sync()
+    assert [r.key for r in index.records()] == [first, second]
