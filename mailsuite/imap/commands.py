@@ -12,6 +12,7 @@ import base64
 import binascii
 import bisect
 import calendar
+import io
 import os
 import re
 import time
@@ -52,12 +53,13 @@ from mailsuite.store.folders import (
     normalize_name,
 )
 from mailsuite.store.index import (
-    FLAG_LETTERS,
+    FolderGone,
     FolderIndex,
     Record,
     canonical_flag,
     merge_ranges,
 )
+from mailsuite.wire.closing import close_connection
 
 log = Logger(namespace="mailsuite.imap")
 
@@ -107,7 +109,6 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "UID EXPUNGE": ("uid_expunge", SELECTED),
 }
 
-PERMANENT_FLAGS = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded \\*)"
 _MONTHS = {
     m: i + 1 for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())
 }
@@ -176,7 +177,7 @@ class CommandsMixin:
         self.send(f"{tag} OK LOGOUT completed\r\n")
         self._closing = True
         self.state = "logout"
-        self.transport.loseConnection()
+        close_connection(self.transport)
         return None
 
     async def cmd_id(self, tag: str, reader: Reader) -> str:
@@ -256,18 +257,27 @@ class CommandsMixin:
             if self._auth_failures >= self.limits.auth_max_failures:
                 self.send("* BYE Too many failed authentication attempts\r\n")
                 self._closing = True
-                self.transport.loseConnection()
+                close_connection(self.transport)
             raise No("[AUTHENTICATIONFAILED] Authentication failed") from None
         address = avatar.address
         self.ctx.throttle.success(self._peer)
+        if self._closing:  # the client left while its password was checked
+            raise No("Connection closed")
+        # The slot is taken and owned by this session (self.user) in one step on the reactor
+        # thread, before anything else is awaited: connectionLost gives back exactly what was
+        # taken, whenever the client leaves.
         count = self.ctx.connections.get(address, 0)
         if count >= self.limits.max_connections_per_user:
             raise No("[LIMIT] Too many connections for this user")
-        root = self.ctx.store.maildir_path(address)
-        folders = UserFolders(root)
-        await _to_thread(folders.ensure_defaults)
         self.ctx.connections[address] = count + 1
-        self.user, self.folders, self.state = address, folders, AUTH
+        self.user = address
+        folders = UserFolders(self.ctx.store.maildir_path(address))
+        try:
+            await _to_thread(folders.ensure_defaults)
+        except BaseException:
+            self._release_slot()
+            raise
+        self.folders, self.state = folders, AUTH
         log.info("imap login client={client} user={user}", client=self._peer, user=address)
         return "OK [CAPABILITY " + " ".join(self.capabilities()) + "] Logged in"
 
@@ -321,31 +331,27 @@ class CommandsMixin:
             index.sync()
             with index.lock:  # one snapshot: no change may fall between these reads
                 status = index.status()
-                recent_from = index.claim_recent() if not readonly else status.uidnext - 1
+                recent = index.claim_recent(claim=not readonly)
                 records = index.records()
                 uids = index.uid_array()
-                selection.recent = {r.uid for r in records if r.uid > recent_from}
+                selection.recent = {r.uid for r in records if r.uid in recent}
                 extra = b""
                 if params.qresync is not None:
                     extra = resync(index, records, params.qresync, selection.flags_of)
                 # Only what the answer needs: the records list is not kept by the session.
-                flag_sets = {r.flags for r in records}
-                keywords = {f for fs in flag_sets for f in fs if f not in FLAG_LETTERS}
                 first_unseen = next(
                     (i for i, r in enumerate(records, 1) if "\\Seen" not in r.flags), None
                 )
-                return index, uids, status, extra, sorted(keywords), first_unseen
+                return index, uids, status, extra, index.keywords, first_unseen
 
         index, uids, status, extra, keywords, first_unseen = await _to_thread(open_folder)
         selection.index = index
         selection.uids = uids
         selection.modseq = status.highestmodseq
         selection.announced = len(uids)
-        flags = " ".join(["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"])
-        flags += " $Forwarded" + "".join(f" {k}" for k in keywords if k != "$Forwarded")
+        selection.keywords = keywords
         lines = [
-            f"* FLAGS ({flags})",
-            f"* OK [PERMANENTFLAGS {PERMANENT_FLAGS if not readonly else '()'}] Flags permitted",
+            wire.flag_responses(keywords, readonly).decode("utf-8", "replace").rstrip("\r\n"),
             f"* {len(uids)} EXISTS",
             f"* {len(selection.recent)} RECENT",
         ]
@@ -519,6 +525,10 @@ class CommandsMixin:
                 attrs.append("\\Subscribed")
             line = f'* {verb} ({" ".join(attrs)}) "{SEPARATOR}" '.encode()
             lines.append(line + wire.mailbox_name(info.name) + b"\r\n")
+        if verb == "LSUB":
+            for parent in _unsubscribed_parents(subscribed, matchers):
+                line = f'* LSUB (\\Noselect \\HasChildren) "{SEPARATOR}" '.encode()
+                lines.append(line + wire.mailbox_name(parent) + b"\r\n")
         self.send(b"".join(lines))
         return f"OK {verb} completed"
 
@@ -632,7 +642,12 @@ class CommandsMixin:
             finally:
                 tmp.unlink(missing_ok=True)
 
-        index, record = await _to_thread(store)
+        try:
+            index, record = await _to_thread(store)
+        except FileNotFoundError:  # the folder was deleted meanwhile
+            if await _to_thread(self.folders.exists, name):
+                raise
+            raise No("[TRYCREATE] No such folder") from None
         self.ctx.hub.changed(path, origin=self)
         return f"OK [APPENDUID {index.uidvalidity} {record.uid}] APPEND completed"
 
@@ -649,7 +664,10 @@ class CommandsMixin:
         self.deselect()
         self.state = AUTH
         if not selection.readonly:
-            expunged = await _to_thread(selection.index.expunge)
+            try:
+                expunged = await _to_thread(selection.index.expunge)
+            except FolderGone:  # deleted by another session: nothing left to expunge
+                expunged = []
             if expunged:
                 self.ctx.hub.changed(selection.path, origin=self)
         return "OK CLOSE completed"
@@ -753,12 +771,16 @@ class CommandsMixin:
                     selection.reported[record.uid] = record.modseq
                 if "FLAGS" not in request.items:
                     request.items.append("FLAGS")
-        await self._stream_fetch(selection, uids, request, uid_mode)
-        return f"OK {'UID ' if uid_mode else ''}FETCH completed"
+        complete = await self._stream_fetch(selection, uids, request, uid_mode)
+        # A message of this view expunged by another session or program meanwhile is left out
+        # of the answer; the client hears of its expunge at the next NOOP (RFC 5530).
+        code = "" if complete else "[EXPUNGEISSUED] "
+        return f"OK {code}{'UID ' if uid_mode else ''}FETCH completed"
 
     async def _stream_fetch(
         self, selection: Selection, uids: list[int], request: FetchRequest, uid_mode: bool
-    ) -> None:
+    ) -> bool:
+        """Send the FETCH responses; False if some message was expunged before it was read."""
         index = selection.index
         wants_envelope = "ENVELOPE" in request.items
         field_secs = field_sections(request)
@@ -783,6 +805,7 @@ class CommandsMixin:
                 index.fill_internaldates(batch)
             get = index.get
             records = [r for r in map(get, batch) if r is not None]
+            gone = len(records) < len(batch)
             if changed_since is not None:
                 records = [r for r in records if r.modseq > changed_since]
             wanted = [r.uid for r in records]
@@ -820,21 +843,27 @@ class CommandsMixin:
                         headers.get(uid),
                         fields.get(uid),
                     )
-                except FileNotFoundError:
-                    continue  # expunged by another program: the next update reports it
+                except FileNotFoundError:  # expunged meanwhile: the next update reports it
+                    gone = True
+                    continue
                 if wants_flags:
                     shown_flags.append(record)
-            return _join_bytes(out), shown_flags
+            return _join_bytes(out), shown_flags, gone
 
+        complete = True
         self.start_output()
         try:
             for start in range(0, len(uids), batch_size):
-                pieces, shown = await _to_thread(render_batch, uids[start : start + batch_size])
+                batch = uids[start : start + batch_size]
+                pieces, shown, gone = await _to_thread(render_batch, batch)
+                complete = complete and not gone
+                if shown:  # flags went into this batch: the folder's keywords first
+                    self.send(selection.flags_update())
                 for record in shown:  # the client saw these flags: no unsolicited FETCH later
                     selection.note_shown(record.uid, record.modseq)
                 for piece in pieces:
                     if self._closing:
-                        return
+                        return complete
                     if isinstance(piece, FileRange):
                         await self._stream_file(piece)
                     else:
@@ -842,9 +871,15 @@ class CommandsMixin:
                 await self.writable()
         finally:
             self.end_output()
+        return complete
 
     async def _stream_file(self, piece: FileRange) -> None:
-        handle = await _to_thread(open, piece.path, "rb")
+        """Send a literal whose length is already on the wire: if the message went meanwhile,
+        or shrank, pad it, so the client's parser stays in step (the expunge is told later)."""
+        try:
+            handle = await _to_thread(piece.open)
+        except FileNotFoundError:
+            handle = io.BytesIO()
         try:
             sent = 0
             while sent < piece.length and not self._closing:
@@ -915,7 +950,7 @@ class CommandsMixin:
             if selection.condstore:
                 items.append(b"MODSEQ (%d)" % record.modseq)
             lines.append(b"* %d FETCH (%s)\r\n" % (msn, b" ".join(items)))
-        self.send(b"".join(lines))
+        self.send(selection.flags_update() + b"".join(lines))
         if refused:
             numbers = refused if uid_mode else [selection.msn(u) for u in refused]
             return f"OK [MODIFIED {_compact([n for n in numbers if n])}] Conditional STORE failed"
@@ -950,8 +985,11 @@ class CommandsMixin:
         path = self._folder_path(name)
         if not await _to_thread(self.folders.exists, name):
             raise No("[TRYCREATE] No such folder")
-        target = await _to_thread(self.ctx.registry.open, path)
-        pairs = await _to_thread(selection.index.copy_to, target, uids)
+        try:
+            target = await _to_thread(self.ctx.registry.open, path)
+            pairs = await _to_thread(selection.index.copy_to, target, uids)
+        except FolderGone:  # deleted meanwhile (copies made before that stay)
+            raise No("[TRYCREATE] No such folder") from None
         if pairs:
             self.ctx.hub.changed(path, origin=self)
         if not pairs:
@@ -1030,6 +1068,22 @@ def _pattern(pattern: str) -> re.Pattern:
     if pattern.upper().startswith(INBOX):
         regex = "(?i:INBOX)" + "".join(out[len(INBOX) :])
     return re.compile(regex, re.DOTALL)
+
+
+def _unsubscribed_parents(subscribed: set[str], matchers: list[re.Pattern]) -> list[str]:
+    """LSUB with ``%``: a folder that is not subscribed but has subscribed children the pattern
+    does not reach is listed, as \\Noselect, so the client can walk down to them (RFC 3501
+    §6.3.9: "foo/bar" subscribed, "foo" not, ``LSUB "" %`` returns "foo" \\Noselect)."""
+    parents: set[str] = set()
+    for name in subscribed:
+        if any(m.fullmatch(name) for m in matchers):
+            continue
+        parts = name.split(SEPARATOR)
+        for depth in range(1, len(parts)):
+            parent = SEPARATOR.join(parts[:depth])
+            if parent not in subscribed and any(m.fullmatch(parent) for m in matchers):
+                parents.add(parent)
+    return sorted(parents)
 
 
 def _parse_date_time(text: str) -> float:

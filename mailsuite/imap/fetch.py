@@ -11,8 +11,7 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mailsuite.imap import wire
 from mailsuite.imap.parser import ParseError, Reader
@@ -183,9 +182,11 @@ def _section(reader: Reader, peek: bool) -> Section:
 
 @dataclass(frozen=True)
 class FileRange:
-    """Bytes ``start``..``start+length`` of the file at ``path``, to be streamed."""
+    """Bytes ``start``..``start+length`` of a message file, to be streamed. ``open`` finds the
+    file when it is streamed, even if another session renamed it (flags) since rendering; it
+    raises FileNotFoundError if the message was expunged meanwhile."""
 
-    path: Path
+    open: Callable[[], BinaryIO]
     start: int
     length: int
 
@@ -345,7 +346,8 @@ def _partial(data: bytes, section: Section) -> bytes:
 def _range(index: FolderIndex, record: Record, content: Any, start: int, end: int) -> list[Piece]:
     length = max(0, end - start)
     if length > STREAM_THRESHOLD and record.crlf:
-        return [b"{%d}\r\n" % length, FileRange(index.file_path(record), start, length)]
+        opener = functools.partial(index.open_message, record)
+        return [b"{%d}\r\n" % length, FileRange(opener, start, length)]
     return [b"{%d}\r\n" % length + bytes(content[start:end])]
 
 

@@ -15,11 +15,12 @@ import email.errors
 import email.header
 import email.utils
 import quopri
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from mailsuite.imap.parser import ParseError, Reader, in_ranges, resolve_set
-from mailsuite.store import mime
+from mailsuite.store import address_list, mime
 from mailsuite.store.index import FolderIndex, Record, canonical_flag
 
 MAX_DEPTH = 16
@@ -38,6 +39,14 @@ _FLAG_KEYS = {
     "UNSEEN": ("\\Seen", False),
 }
 _HEADER_KEYS = {"BCC": "bcc", "CC": "cc", "FROM": "from", "SUBJECT": "subject", "TO": "to"}
+# Fields whose keys match addresses as well as the raw text: the address with comments, quotes
+# and folding removed (``From: <user (c)@ (c) host>`` is found by FROM user@host).
+_ADDRESS_FIELDS = frozenset(("bcc", "cc", "from", "to"))
+# In an address, comments, quotes, routes and whitespace may stand between these characters.
+_ADDRESS_SEPARATORS = re.compile(r'[\s\0@.<>"\\()]+')
+# Where comments or quoted pairs may join pieces of an address the raw text keeps apart: a
+# header with one of these is always a candidate for an address key (see ``_candidates``).
+_ADDRESS_JOINS = re.compile(rb"\\|[^\s(]\(|\)[^\s)]")
 _DATE_KEYS = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
 _MONTHS = {
     m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())
@@ -162,6 +171,8 @@ class Matcher:
             self.index.fill_internaldates(self.uids)
         # Tokens every match must contain somewhere in its header (top-level header keys).
         tokens = [t for t in map(_required_token, keys) if t is not None]
+        address = any(k.name in _HEADER_KEYS and _HEADER_KEYS[k.name] in _ADDRESS_FIELDS
+                      for k in keys)
         for start in range(0, len(self.uids), HEADER_CHUNK):
             chunk = self.uids[start : start + HEADER_CHUNK]
             maybe = None
@@ -169,15 +180,18 @@ class Matcher:
                 self._blocks = self.index.headers(list(chunk))
                 self._headers = {}
                 if tokens:
-                    maybe = _candidates(self._blocks, tokens)
+                    maybe = _candidates(self._blocks, tokens, address)
             for msn, uid in enumerate(chunk, start + 1):
                 if maybe is not None and uid not in maybe and uid in self._blocks:
                     continue  # its header cannot contain a required token: no match
                 record = get(uid)
                 if record is None:
                     continue  # expunged meanwhile, not yet announced: never matches
-                if all(self._match(key, msn, record) for key in keys):
-                    matches.append((msn, record))
+                try:
+                    if all(self._match(key, msn, record) for key in keys):
+                        matches.append((msn, record))
+                except FileNotFoundError:  # expunged while its header or body was read
+                    continue
         self._blocks = {}
         return matches
 
@@ -247,12 +261,14 @@ class Matcher:
             values = [v for n, v in fields if n == field]
         else:
             block = self._block(record)
-            if needle and _cannot_contain(block, needle):
+            if needle and _cannot_contain(block, needle, field in _ADDRESS_FIELDS):
                 return False
             values = mime.field_values(block, field)  # that field only, not the whole header
         if not needle:
             return bool(values)
-        return any(needle in _decoded(v) for v in values)
+        if any(needle in _decoded(v) for v in values):
+            return True
+        return field in _ADDRESS_FIELDS and any(needle in _decoded(_addresses(v)) for v in values)
 
     def _sent_date(self, record: Record) -> datetime.date | None:
         value = mime.first(self._fields(record), "date")
@@ -318,26 +334,44 @@ def _needs(keys: list[Key], names: set[str]) -> bool:
     return False
 
 
-def _token(needle: str) -> str:
-    """The longest run of ``needle`` without whitespace or NUL (see ``_cannot_contain``)."""
+def _token(needle: str, address: bool = False) -> str:
+    """The longest run of ``needle`` without whitespace or NUL (see ``_cannot_contain``); for an
+    address key, without the characters an address's comments and quotes may come between."""
+    if address:
+        return max(_ADDRESS_SEPARATORS.split(needle), key=len, default="")
     return max(needle.replace("\0", " ").split(), key=len, default="")
+
+
+def _addresses(value: str) -> str:
+    """The addresses of a From/To/Cc/Bcc value as SEARCH compares them: ``name <box@host>`` (or
+    ``box@host``), comments, quotes and folding gone, joined by NUL."""
+    found = mime.simple_addresses(value)
+    if found is None:
+        found = address_list.mailboxes(value)
+    forms = []
+    for name, _route, mailbox, host in found:
+        address = f"{mailbox}@{host}" if host else mailbox
+        forms.append(f"{name} <{address}>" if name else address)
+    return "\0".join(forms)
 
 
 def _required_token(key: Key) -> bytes | None:
     """For a top-level header key with a needle: its token, lower-case ASCII bytes."""
+    address = False
     if key.name in _HEADER_KEYS:
         needle = key.value
+        address = _HEADER_KEYS[key.name] in _ADDRESS_FIELDS
     elif key.name == "HEADER":
         needle = key.other
     else:
         return None
-    token = _token(needle) if needle else ""
+    token = _token(needle, address) if needle else ""
     if not token:
         return None
     return token.encode() if token.isascii() else b"\x80"  # non-ASCII: only 8-bit headers
 
 
-def _candidates(blocks: dict[int, bytes], tokens: list[bytes]) -> set[int]:
+def _candidates(blocks: dict[int, bytes], tokens: list[bytes], address: bool) -> set[int]:
     """UIDs of ``blocks`` that may match every token: the same proof as ``_cannot_contain``,
     made over one joined buffer per chunk, so a folder-wide SUBJECT search costs a few scans
     in C instead of per-message Python work."""
@@ -358,6 +392,9 @@ def _candidates(blocks: dict[int, bytes], tokens: list[bytes]) -> set[int]:
         at = bisect.bisect_right(starts, pos) - 1
         special.add(uids[at])
         pos = starts[at + 1] if at + 1 < len(starts) else len(joined)
+    if address:  # comments or quoted pairs that may join an address's pieces
+        for match in _ADDRESS_JOINS.finditer(joined):
+            special.add(uids[bisect.bisect_right(starts, match.start()) - 1])
     lowered = joined.lower()
     found: set[int] | None = None
     for token in tokens:
@@ -371,7 +408,7 @@ def _candidates(blocks: dict[int, bytes], tokens: list[bytes]) -> set[int]:
     return (found or set()) | special
 
 
-def _cannot_contain(block: bytes, needle: str) -> bool:
+def _cannot_contain(block: bytes, needle: str, address: bool = False) -> bool:
     """A cheap proof that no field of the ASCII header ``block`` can match ``needle``.
 
     Without encoded words a field's decoded text is its raw value, which is made of pieces of
@@ -381,7 +418,9 @@ def _cannot_contain(block: bytes, needle: str) -> bool:
     """
     if b"=?" in block or not block.isascii():
         return False
-    token = _token(needle)
+    if address and _ADDRESS_JOINS.search(block):
+        return False
+    token = _token(needle, address)
     if not token:
         return False
     if not token.isascii():

@@ -41,6 +41,7 @@ class Selection:
     # MODSEQ data, so a client resyncing from it later still learns of them (RFC 7162 §3.2).
     expunge_horizon: int | None = None
     shared: bool = True  # ``uids`` belongs to the index: copy before changing it
+    keywords: frozenset[str] = frozenset()  # the folder's keywords the client was told of
 
     def own(self) -> None:
         """Make ``uids`` this view's private copy before changing it."""
@@ -53,6 +54,16 @@ class Selection:
         if not self.shared and not self.pending_expunge and self.uids == snapshot:
             self.uids = snapshot
             self.shared = True
+
+    def flags_update(self) -> bytes:
+        """FLAGS and PERMANENTFLAGS again if the folder gained keywords since the client was
+        last told: sent before any response that may show one of them."""
+        keywords = self.index.keywords
+        # The index's set only grows and ours is an earlier value of it: equal sizes, same set.
+        if len(keywords) == len(self.keywords):
+            return b""
+        self.keywords = keywords
+        return wire.flag_responses(keywords, self.readonly)
 
     def msn(self, uid: int) -> int | None:
         """Message sequence number of ``uid`` (binary search: uids are ascending)."""

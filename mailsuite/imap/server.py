@@ -38,8 +38,9 @@ from mailsuite.imap.parser import Literal, ParseError, Reader, split_tag
 from mailsuite.imap.selection import Selection
 from mailsuite.session_factory import SessionFactory
 from mailsuite.store.incoming import IncomingMessage
-from mailsuite.store.index import IndexRegistry
+from mailsuite.store.index import FolderGone, IndexRegistry
 from mailsuite.store.maildir import MaildirStore
+from mailsuite.wire.closing import close_connection
 
 log = Logger(namespace="mailsuite.imap")
 
@@ -145,17 +146,23 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
         self._closing = True
         self.setTimeout(None)
         self.deselect()
-        if self.user is not None:
-            remaining = self.ctx.connections.get(self.user, 1) - 1
-            if remaining > 0:
-                self.ctx.connections[self.user] = remaining
-            else:
-                self.ctx.connections.pop(self.user, None)
+        self._release_slot()
         if self._literal is not None and self._literal.incoming is not None:
             self._literal.incoming.discard()
         for waiter in self._write_waiters:
             waiter.callback(None)
         self._write_waiters = []
+
+    def _release_slot(self) -> None:
+        """Give back the per-user connection slot this session took at login (once)."""
+        user, self.user = self.user, None
+        if user is None:
+            return
+        remaining = self.ctx.connections.get(user, 1) - 1
+        if remaining > 0:
+            self.ctx.connections[user] = remaining
+        else:
+            self.ctx.connections.pop(user, None)
 
     def timeoutConnection(self) -> None:
         self.bye("Autologout; idle for too long")
@@ -163,7 +170,7 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
     def bye(self, text: str) -> None:
         self.send(f"* BYE {text}\r\n")
         self._closing = True
-        self.transport.loseConnection()
+        close_connection(self.transport)
 
     def send(self, data: str | bytes) -> None:
         if self._closing:
@@ -365,9 +372,20 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
             self._bad(f"{tag} BAD {failure.value}\r\n")
         elif failure.check(No):
             self.send(f"{tag} NO {failure.value}\r\n")
+        elif failure.check(FolderGone) or (failure.check(FileNotFoundError) and self._lost()):
+            # Deleted by another session between the command's check and its work (rare: a
+            # stat here is fine). A selected folder that went ends the session, as it would
+            # at the next update.
+            self.send(f"{tag} NO [NONEXISTENT] The folder was deleted meanwhile\r\n")
+            if self._lost():
+                self.folder_gone()
         else:
             log.failure("IMAP command failed", failure)
             self.send(f"{tag} NO [SERVERBUG] Internal error, try again later\r\n")
+
+    def _lost(self) -> bool:
+        """Is the selected folder gone from the disk?"""
+        return self.selected is not None and not self.selected.index.exists()
 
     def _resume(self, _: object) -> None:
         self._busy = False
@@ -403,10 +421,10 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
                 return None  # deleted or renamed by another program
             if force or (sync and index.needs_sync()):
                 index.sync()
-            recent_from = None if selection.readonly else index.claim_recent()
-            with index.lock:  # the snapshot the changes lead to
+            with index.lock:  # the snapshot the changes lead to, and the \\Recent claim on it
+                recent = index.claim_recent(claim=not selection.readonly)
                 changes = index.changes_since(selection.modseq, selection.uids)
-                return changes, recent_from, index.uid_array()
+                return changes, recent, index.uid_array()
 
         def looked(result) -> None:
             if self.selected is not selection:
@@ -414,17 +432,19 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
             if result is None:
                 self.folder_gone()
                 return
-            (changed, expunged, highest), recent_from, snapshot = result
+            (changed, expunged, highest), recent, snapshot = result
             selection.version = version
             appended = selection.absorb(changed, expunged, highest)
-            if recent_from is not None:
-                selection.recent.update(uid for uid in appended if uid > recent_from)
+            selection.recent.update(uid for uid in appended if uid in recent)
             self._send_updates(selection, allow_expunge)
             selection.adopt(snapshot)
 
         return threads.deferToThread(look).addCallback(looked)
 
     def _send_updates(self, selection: Selection, allow_expunge: bool) -> None:
+        keywords = selection.flags_update()  # before any FETCH that may show a new keyword
+        if keywords:
+            self.send(keywords)
         updates = selection.flush(allow_expunge)
         if updates:
             self.send(b"".join(updates))

@@ -47,6 +47,20 @@ def _flag_list(flags) -> bytes:
 
 _FLAG_LISTS: dict[frozenset, bytes] = {}
 
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", "$Forwarded")
+
+
+def flag_responses(keywords, readonly: bool) -> bytes:
+    """The untagged FLAGS and PERMANENTFLAGS of a folder with these ``keywords``: at SELECT,
+    and again whenever the folder gains a keyword (RFC 3501 §7.2.6: clients keep their list
+    of a folder's flags from these responses)."""
+    names = list(SYSTEM_FLAGS) + sorted(k for k in keywords if k not in SYSTEM_FLAGS)
+    flags = " ".join(names)
+    permanent = "()" if readonly else f"({flags} \\*)"
+    return (
+        f"* FLAGS ({flags})\r\n* OK [PERMANENTFLAGS {permanent}] Flags permitted\r\n"
+    ).encode("utf-8", "replace")
+
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 

@@ -38,6 +38,7 @@ from mailsuite.session_factory import SessionFactory
 from mailsuite.smtp.throttle import AuthThrottle
 from mailsuite.store.maildir import MaildirStore
 from mailsuite.store.maildrop import Maildrop, MessageGone, WireSizeCache
+from mailsuite.wire.closing import close_connection
 
 log = Logger(namespace="mailsuite.pop3")
 
@@ -143,7 +144,7 @@ class POP3Server(TimeoutMixin, Protocol):
     def close(self, status: str, text: str) -> None:
         self._send_line(f"{status} {text}")
         self._closing = True
-        self.transport.loseConnection()
+        close_connection(self.transport)
 
     def _release(self) -> None:
         """Give back the maildrop lock and the avatar."""
@@ -520,7 +521,7 @@ class POP3Server(TimeoutMixin, Protocol):
                 # The response is half sent: the client cannot resynchronise, so hang up.
                 log.failure("reading message {base} failed", failure, base=message.base)
                 self._closing = True
-                self.transport.loseConnection()
+                close_connection(self.transport)
 
         def gone(failure: Failure) -> None:
             failure.trap(MessageGone)

@@ -52,6 +52,7 @@ from mailsuite.smtp.message import MessageAssembler
 from mailsuite.smtp.policy import RolePolicy
 from mailsuite.smtp.throttle import AuthThrottle
 from mailsuite.store.incoming import IncomingMessage
+from mailsuite.wire.closing import close_connection
 
 log = Logger(namespace="mailsuite.smtp")
 
@@ -147,7 +148,7 @@ class ESMTPServer(TimeoutMixin, Protocol):
     def close(self, code: int, enhanced: str, text: str) -> None:
         self.reply(code, text, enhanced)
         self._closing = True
-        self.transport.loseConnection()
+        close_connection(self.transport)
 
     def reply(self, code: int, text: str | list[str], enhanced: str | None = None) -> None:
         if self._closing:

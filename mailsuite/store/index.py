@@ -121,6 +121,15 @@ _INSERT_NEW = (
 MEMO_KINDS = 4
 
 
+class Expunged(FileNotFoundError):
+    """The message is no longer in the folder: expunged by another session or program while a
+    reader held its UID. A FileNotFoundError, so whoever copes with a vanished file copes."""
+
+
+class FolderGone(FileNotFoundError):
+    """The folder itself is gone (deleted or renamed by another session) while in use."""
+
+
 class Record(NamedTuple):
     """What a session needs of one message without touching the disk.
 
@@ -313,6 +322,8 @@ class FolderIndex:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        if not self.path.is_dir():  # SQLite would report "unable to open database file"
+            raise FolderGone(f"no folder at {self.path}")
         self._lock = threading.RLock()
         self._db_path = self.path / INDEX_FILE
         self._base = os.fspath(self.path) + os.sep  # + Record.name: a file's path as a str
@@ -325,6 +336,10 @@ class FolderIndex:
         self._meta: dict[str, int] = {}
         self._dir_stamp: tuple[int, int] | None = None
         self._uids: array | None = None  # sorted UIDs, rebuilt after the set of UIDs changed
+        # Every keyword a message of the folder has had (only grows, as Dovecot's list does):
+        # IMAP sessions announce it in FLAGS before a client meets it (RFC 3501 §7.2.6).
+        self._keywords: frozenset[str] = frozenset()
+        self._flag_sets: set[frozenset[str]] = set()
         # Values derived from message content (immutable per UID), shared by every session.
         self._memos: dict[tuple, dict[int, bytes]] = {}
         self._load()
@@ -335,6 +350,8 @@ class FolderIndex:
         try:
             return self._connect()
         except sqlite3.DatabaseError:
+            if not self.path.is_dir():  # deleted by another session while being opened
+                raise FolderGone(f"no folder at {self.path}") from None
             # A damaged index is rebuilt from the Maildir (with a new UIDVALIDITY).
             for suffix in ("", "-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
@@ -388,17 +405,17 @@ class FolderIndex:
             )
             self._records[uid] = record
             self._by_key[key] = uid
+            self._note_flags(record.flags)
 
     def _new_uidvalidity(self) -> int:
-        """Strictly above any value this folder had, even if its index was lost: time-based."""
-        hint = self.path / "mailsuite-uidvalidity"
-        previous = 0
-        with contextlib.suppress(OSError, ValueError):
-            previous = int(hint.read_text().strip())
-        value = max(int(time.time()), previous + 1) & 0xFFFFFFFF or 1
-        with contextlib.suppress(OSError):
-            hint.write_text(f"{value}\n")
-        return value
+        """Strictly above any value this folder, or any folder of the same user, ever had.
+
+        Time-based, raised past a high-water mark kept in the user's Maildir root
+        (``uidvalidity_mark``), outside the folder: a folder deleted and created again within
+        the same second, or one whose index was lost, never gets a UIDVALIDITY it had before,
+        so no (UIDVALIDITY, UID) pair names two messages (RFC 3501 §2.3.1.1).
+        """
+        return next_uidvalidity(uidvalidity_mark(self.path), self.path / UIDVALIDITY_HINT)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -473,6 +490,19 @@ class FolderIndex:
     @property
     def uidvalidity(self) -> int:
         return self._meta["uidvalidity"]
+
+    @property
+    def keywords(self) -> frozenset[str]:
+        """Every keyword a message here has had. Only grows: read after rendering some flags,
+        it holds every keyword those flags can contain."""
+        return self._keywords
+
+    def _note_flags(self, flags: frozenset[str]) -> None:
+        if flags not in self._flag_sets:  # a folder has few distinct flag sets
+            self._flag_sets.add(flags)
+            new = _keywords(flags) - self._keywords
+            if new:
+                self._keywords = self._keywords | new
 
     def memo(self, kind: tuple) -> dict[int, bytes]:
         """A per-folder memo, UID -> bytes, for values computed from a message's content (say,
@@ -584,15 +614,22 @@ class FolderIndex:
                     break
         return gaps
 
-    def claim_recent(self) -> int:
-        """For a read-write SELECT: UIDs above the returned value are \\Recent for that session
-        only (RFC 3501 §2.3.2); later sessions no longer see them as recent."""
+    def claim_recent(self, claim: bool = True) -> range:
+        """The UIDs that are \\Recent for the caller (RFC 3501 §2.3.2): those above the last
+        claim, up to the latest message.
+
+        A read-write session ``claim``s them: later sessions no longer see them as recent. A
+        read-only session (EXAMINE) sees them without claiming them. Call it under ``lock``
+        with whatever reads the UIDs it applies to (SELECT's records, a session's changes);
+        a message added after the claim is outside the returned range whatever happens, so it
+        is never recent in two sessions.
+        """
         with self._lock:
             previous = self._meta["recent_uid"]
             latest = self._meta["uidnext"] - 1
-            if latest > previous:
+            if claim and latest > previous:
                 self._set_meta(recent_uid=latest)
-            return previous
+            return range(previous + 1, max(previous, latest) + 1)
 
     def file_path(self, record: Record) -> Path:
         return self.path / record.name
@@ -773,7 +810,7 @@ class FolderIndex:
         self.sync(force=True)
         current = self.get(record.uid)
         if current is None:
-            raise FileNotFoundError(f"message {record.uid} was expunged")
+            raise Expunged(f"message {record.uid} was expunged")
         return self.file_path(current)
 
     def _cache(self, uid: int, column: str, value: str) -> None:
@@ -789,7 +826,7 @@ class FolderIndex:
     def _need(self, uid: int) -> Record:
         record = self._records.get(uid)
         if record is None:
-            raise KeyError(uid)
+            raise Expunged(f"message {uid} was expunged")
         return record
 
     # --- synchronising with the directory -----------------------------------------------------
@@ -812,6 +849,12 @@ class FolderIndex:
 
     def exists(self) -> bool:
         return (self.path / "cur").is_dir()
+
+    def _fsync_cur(self) -> None:
+        try:
+            fsync_dir(self.path / "cur")
+        except FileNotFoundError:
+            raise FolderGone(f"no folder at {self.path}") from None
 
     def sync(self, force: bool = False) -> bool:
         """Pick up files added, renamed or removed by anyone; True if the index changed."""
@@ -1021,6 +1064,7 @@ class FolderIndex:
             self._uids = None
         self._records[record.uid] = record
         self._by_key[record.key] = record.uid
+        self._note_flags(record.flags)
 
     def _expunge_rows(self, uids: list[int], modseq: int) -> None:
         self._uids = None
@@ -1103,6 +1147,7 @@ class FolderIndex:
             rows = []
             for record in changed:
                 records[record.uid] = record
+                self._note_flags(record.flags)
                 text = flag_text.get(record.flags)
                 if text is None:
                     text = flag_text[record.flags] = " ".join(sorted(record.flags))
@@ -1153,7 +1198,7 @@ class FolderIndex:
             for record in victims:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.path / record.name)
-            fsync_dir(self.path / "cur")
+            self._fsync_cur()
             self._dir_stamp = None
             modseq = self._meta["highestmodseq"] + 1
             expunged = [r.uid for r in victims]
@@ -1183,12 +1228,14 @@ class FolderIndex:
             try:
                 os.link(source, target)
             except FileNotFoundError:
+                if not self.exists():
+                    raise FolderGone(f"no folder at {self.path}") from None
                 raise
             except OSError:  # another filesystem, or no hard links there
                 _copy_synced(source, target)
             if internaldate is not None:
                 os.utime(target, (internaldate, internaldate))
-            fsync_dir(self.path / "cur")
+            self._fsync_cur()
             modseq = self._meta["highestmodseq"] + 1
             with self._transaction():
                 record = self._index_file(key, name, modseq, _keywords(flags), cached)
@@ -1215,7 +1262,7 @@ class FolderIndex:
                 missing += [uid for uid in chunk if uid not in found]
         self.headers(sorted(missing))  # parses those never parsed, in bulk
         for uid in missing:
-            with contextlib.suppress(KeyError, FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError):
                 found[uid] = self.envelope(uid)
         return found
 
@@ -1244,7 +1291,9 @@ class FolderIndex:
                     )
                     pairs.append((uid, new.uid))
                     break
-                except FileNotFoundError:
+                except FolderGone:
+                    raise  # the target went: nothing more can be copied
+                except FileNotFoundError:  # the source was renamed or expunged meanwhile
                     self.sync(force=True)
                     record = self.get(uid)
                     if record is None:
@@ -1288,6 +1337,36 @@ def _chunks(uids: list[int], size: int = 500) -> Iterable[tuple[int, int]]:
     for start in range(0, len(uids), size):
         chunk = uids[start : start + size]
         yield chunk[0], chunk[-1]
+
+
+UIDVALIDITY_HINT = "mailsuite-uidvalidity"
+_uidvalidity_lock = threading.Lock()
+
+
+def uidvalidity_mark(folder: Path) -> Path:
+    """The file holding the highest UIDVALIDITY given to any folder of a Maildir++ root: in
+    the root itself (INBOX's directory; other folders are its ``.Name`` children)."""
+    folder = Path(folder)
+    root = folder.parent if folder.name.startswith(".") else folder
+    return root / UIDVALIDITY_HINT
+
+
+def next_uidvalidity(mark: Path, *older: Path) -> int:
+    """A UIDVALIDITY above the clock's seconds and above every value ``mark`` (and the
+    per-folder ``older`` hints of earlier versions) recorded; recorded in ``mark`` before it is
+    returned (written to a temporary file and renamed over, so a crash leaves the old or the
+    new value, never a torn one)."""
+    with _uidvalidity_lock:
+        previous = 0
+        for path in (mark, *older):
+            with contextlib.suppress(OSError, ValueError):
+                previous = max(previous, int(path.read_text().strip()))
+        value = max(int(time.time()), previous + 1) & 0xFFFFFFFF or 1
+        with contextlib.suppress(OSError):
+            temporary = mark.with_name(f"{mark.name}.{os.getpid()}.{threading.get_ident()}")
+            temporary.write_text(f"{value}\n")
+            os.replace(temporary, mark)
+        return value
 
 
 def _keywords(flags: Iterable[str]) -> frozenset[str]:

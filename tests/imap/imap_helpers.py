@@ -85,7 +85,9 @@ class Raw:
                 return lines
 
     def close(self) -> None:
-        try:
-            self.sock.close()
-        except (OSError, ssl.SSLError):
-            pass
+        """Close the connection (the socket's reader holds it open until it is closed too)."""
+        for closable in (self.file, self.sock):
+            try:
+                closable.close()
+            except (OSError, ssl.SSLError):
+                pass

@@ -7,37 +7,50 @@ import random
 
 import pytest
 
-from mailsuite.store import mime
+from mailsuite.store import address_list, mime
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        "Sender Number 12 <s@e.org>",
-        '"Doe, Jane" <jane@example.org>, Bob <bob@x.y>',
-        "J. Smith <a@b.c>",
-        "a@b, c@d",
-        "<a@b>",
-        "A  B\t <a@b>",
-        "=?utf-8?q?J=C3=B6rg?= <j@x.de>",
-        "Müller <m@x.de>",
-        "a.b@c.d (comment)",
-        "Foo <a@b> junk",
-        "a..b@c",
-        "Foo <a@[1.2.3.4]>",
-        "<a@b>,",
-        ", a@b",
-        "a@b,,c@d",
-        "Foo\x0bBar <a@b>",
-        "undisclosed-recipients:;",
-        "",
-    ],
-)
-def test_split_addresses_matches_email_utils(value):
-    assert mime.split_addresses(value) == email.utils.getaddresses([value])
+def _pairs(addresses):
+    """[name, route, mailbox, host] lists as email.utils.getaddresses gives them."""
+    return [(a[0] or "", f"{a[2]}@{a[3]}") for a in addresses]
 
 
-def test_split_addresses_matches_email_utils_on_generated_lists():
+SIMPLE_OR_NOT = [
+    "Sender Number 12 <s@e.org>",
+    '"Doe, Jane" <jane@example.org>, Bob <bob@x.y>',
+    "J. Smith <a@b.c>",
+    "a@b, c@d",
+    "<a@b>",
+    "A  B\t <a@b>",
+    "=?utf-8?q?J=C3=B6rg?= <j@x.de>",
+    "Müller <m@x.de>",
+    "a.b@c.d (comment)",
+    "Foo <a@b> junk",
+    "a..b@c",
+    "Foo <a@[1.2.3.4]>",
+    "<a@b>,",
+    ", a@b",
+    "a@b,,c@d",
+    "Foo\x0bBar <a@b>",
+    "undisclosed-recipients:;",
+    "",
+]
+
+
+@pytest.mark.parametrize("value", SIMPLE_OR_NOT)
+def test_the_fast_path_agrees_with_the_general_parser_and_email_utils(value):
+    fast = mime.simple_addresses(value)
+    if fast is not None:
+        assert fast == address_list.parse(value)
+        assert _pairs(fast) == email.utils.getaddresses([value])
+
+
+def test_the_fast_path_takes_the_common_forms():
+    for value in SIMPLE_OR_NOT[:8]:
+        assert mime.simple_addresses(value) is not None, value
+
+
+def test_the_fast_path_agrees_on_generated_lists():
     rnd = random.Random(7)
     words = ["Foo", "Bar", "J.", ".", "é", " ", "  ", "\t", "\x0b", "\n", ",", "=?x?=", "O'N", "!"]
     atoms = ["a", "b.c", ".", "é", "+t", "x-y"]
@@ -55,11 +68,70 @@ def test_split_addresses_matches_email_utils_on_generated_lists():
         addr,
         lambda: f"<{addr()}>",
     ]
+    taken = 0
     for _ in range(5000):
         value = rnd.choice([",", ", ", " , "]).join(
             rnd.choice(forms)() for _ in range(rnd.randint(1, 3))
         )
-        assert mime.split_addresses(value) == email.utils.getaddresses([value]), value
+        fast = mime.simple_addresses(value)
+        if fast is None:
+            continue
+        taken += 1
+        assert fast == address_list.parse(value), value
+        assert _pairs(fast) == email.utils.getaddresses([value]), value
+    assert taken > 1000
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            "undisclosed-recipients:;",
+            [[None, None, "undisclosed-recipients", None], [None, None, None, None]],
+        ),
+        (
+            "A Group: a@b.c, \"Q, R\" <q@r.s>; , last@x.y",
+            [
+                [None, None, "A Group", None],
+                [None, None, "a", "b.c"],
+                ["Q, R", None, "q", "r.s"],
+                [None, None, None, None],
+                [None, None, "last", "x.y"],
+            ],
+        ),
+        ("open: a@b", [[None, None, "open", None], [None, None, "a", "b"], [None] * 4]),
+        (
+            "Old <@r1.example,@r2.example:user@host.example>",
+            [["Old", "@r1.example,@r2.example", "user", "host.example"]],
+        ),
+        (
+            "<user-from (comment)@ (comment) domain.org>",
+            [["comment", None, "user-from", "domain.org"]],
+        ),
+        ("a.b@c.d (The (nested) Name)", [["The (nested) Name", None, "a.b", "c.d"]]),
+        ('"john doe"@example.com', [[None, None, '"john doe"', "example.com"]]),
+        ('"plain"@example.com', [[None, None, "plain", "example.com"]]),
+        ("x@[1.2.3.4]", [[None, None, "x", "[1.2.3.4]"]]),
+        ("John Q. Public <jqp@x.y>", [["John Q. Public", None, "jqp", "x.y"]]),
+        ("local-only", [[None, None, "local-only", ""]]),
+        ("Name <>, <a@b>", [[None, None, "a", "b"]]),
+        ('"unterminated <a@b>', [[None, None, '"unterminated <a@b>"', ""]]),
+        ("(only a comment)", []),
+        ("", []),
+    ],
+)
+def test_address_list_groups_routes_and_comments(value, expected):
+    assert address_list.parse(value) == expected
+
+
+def test_address_list_never_raises_on_junk():
+    rnd = random.Random(11)
+    alphabet = 'ab@.,;:<>()[]\\" \t\r\né'
+    for _ in range(5000):
+        value = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 30)))
+        for address in address_list.parse(value):
+            assert len(address) == 4
+            assert address[3] is not None or address[0] is None  # markers carry no name
 
 
 def test_envelope_takes_the_first_of_each_field_and_defaults_sender_to_from():

@@ -1,0 +1,1 @@
+"""What every protocol session stands on: the connection's life at the byte level."""
