@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import functools
 import json
 import mmap
 import os
@@ -47,7 +46,21 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from mailsuite.store import mime
-from mailsuite.store.maildrop import USUAL_NAME, crlf_size_from_name, name_sizes, written_by_us
+from mailsuite.store.names import (  # noqa: F401  (LETTER_FLAGS, SYSTEM_FLAGS: re-exported)
+    APPEND_TAG,
+    FLAG_LETTERS,
+    LETTER_FLAGS,
+    SYSTEM_FLAGS,
+    NameMaker,
+    canonical_flag,
+    crlf_size_from_name,
+    cur_name,
+    name_facts,
+    name_sizes,
+    system_flags,
+)
+from mailsuite.store.names import keyword_flags as _keywords
+from mailsuite.store.names import split_flags as split_name
 from mailsuite.store.safeio import fsync_dir
 
 INDEX_FILE = "mailsuite-index.sqlite"
@@ -69,18 +82,6 @@ SCHEMA_VERSION = 3
 # 10,000 rows are about 200 KB per folder and cover far more expunges than a client misses
 # between two connections.
 MAX_EXPUNGED_KEPT = 10_000
-
-# IMAP system flag <-> Maildir info letter (letters must stay in ASCII order in file names).
-FLAG_LETTERS = {
-    "\\Draft": "D",
-    "\\Flagged": "F",
-    "$Forwarded": "P",
-    "\\Answered": "R",
-    "\\Seen": "S",
-    "\\Deleted": "T",
-}
-LETTER_FLAGS = {letter: flag for flag, letter in FLAG_LETTERS.items()}
-SYSTEM_FLAGS = {flag.lower(): flag for flag in FLAG_LETTERS}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -166,55 +167,7 @@ class Status:
     recent: int
 
 
-def canonical_flag(flag: str) -> str:
-    """System flags in their canonical case; keywords unchanged."""
-    return SYSTEM_FLAGS.get(flag.lower(), flag)
-
-
-def split_name(name: str) -> tuple[str, frozenset[str]]:
-    """Maildir file name -> (key, system flags from its ``:2,`` info)."""
-    key, sep, info = name.partition(":")
-    flags: set[str] = set()
-    if sep and info.startswith("2,"):
-        flags = {LETTER_FLAGS[c] for c in info[2:] if c in LETTER_FLAGS}
-    return key, frozenset(flags)
-
-
-def cur_name(key: str, flags: Iterable[str]) -> str:
-    return f"cur/{key}:2,{_letters(_system(flags))}"
-
-
-_SYSTEM_FLAGS = frozenset(FLAG_LETTERS)
-
-
-def _system(flags: Iterable[str]) -> frozenset[str]:
-    return _SYSTEM_FLAGS.intersection(flags)
-
-
-@functools.lru_cache(maxsize=64)  # 2**6 sets of system flags
-def _letters(system: frozenset[str]) -> str:
-    return "".join(sorted(FLAG_LETTERS[f] for f in system))
-
-
-class _Names:
-    """Unique Maildir base names for messages this process adds (APPEND, COPY)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counter = 0
-        self._host = (
-            (os.uname().nodename or "localhost").replace("/", r"\057").replace(":", r"\072")
-        )
-
-    def make(self, size: int) -> str:
-        with self._lock:
-            self._counter += 1
-            counter = self._counter
-        seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
-        return f"{seconds}.M{micros:06d}P{os.getpid()}X{counter}.{self._host},S={size}"
-
-
-_names = _Names()
+_names = NameMaker(APPEND_TAG, os.uname().nodename)
 
 
 def read_header_block(path: Path | str, crlf: bool | None = None) -> tuple[bytes, bool]:
@@ -244,38 +197,13 @@ def read_header_block(path: Path | str, crlf: bool | None = None) -> tuple[bytes
     return head[:end], crlf
 
 
-def name_facts(key: str) -> tuple[int, bool] | None:
-    """(RFC822.SIZE, CRLF-only?) from a base name alone, when the name vouches for both: ``,S=``
-    (size on disk) with ``,W=`` (CRLF size) by Dovecot's convention, the file holding bare LF
-    exactly when they differ; or ``,S=`` on a name our MDA wrote (CRLF-only). None: ask the file.
-    """
-    common = USUAL_NAME.match(key)
-    if common is not None:  # one regex for the two usual forms instead of split-and-scan
-        ours, w = common["ours"], common["w"]
-        if ours is not None:
-            return int(ours), True
-        s, w = int(common["s"]), int(w)
-        return (w, w == s) if w >= s else None
-    return _name_facts_any(key)
-
-
-def _name_facts_any(key: str) -> tuple[int, bool] | None:
-    """``name_facts`` for any name: each comma field looked at."""
-    s, w = name_sizes(key)
-    if s is None:
-        return None
-    if w is not None:
-        return (w, w == s) if w >= s else None  # smaller would be a name that lies
-    return (s, True) if written_by_us(key) else None
-
-
 def file_facts(path: str, key: str) -> tuple[float, int, bool] | None:
     """(mtime, RFC822.SIZE, CRLF-only?) of a message file, from one stat and its name if it
     can: None if the file is gone.
 
     RFC822.SIZE counts CRLF line ends (RFC 3501 §2.3.4). ``,W=`` is that size by Dovecot's
     convention, and the file holds no bare LF exactly when its size on disk is the same; a
-    file our MDA delivered (``maildrop.crlf_size_from_name``) is CRLF-only. Only files the name
+    file our MDA delivered (``names.crlf_size_from_name``) is CRLF-only. Only files the name
     says nothing useful about are read: the first line end decides, as it always has.
     """
     try:
@@ -1162,7 +1090,7 @@ class FolderIndex:
 
     def _rename_for_flags(self, record: Record, flags: frozenset[str], base: str) -> str | None:
         """Rename the file so its name carries ``flags``; its new name (None: expunged)."""
-        if _system(flags) == _system(record.flags) and record.name.startswith("cur/"):
+        if system_flags(flags) == system_flags(record.flags) and record.name.startswith("cur/"):
             return record.name
         target = cur_name(record.key, flags)
         for _attempt in range(2):
@@ -1367,10 +1295,6 @@ def next_uidvalidity(mark: Path, *older: Path) -> int:
             temporary.write_text(f"{value}\n")
             os.replace(temporary, mark)
         return value
-
-
-def _keywords(flags: Iterable[str]) -> frozenset[str]:
-    return frozenset(f for f in flags if f not in FLAG_LETTERS)
 
 
 def _copy_synced(source: Path, target: Path) -> None:

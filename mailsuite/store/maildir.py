@@ -12,11 +12,11 @@ import errno
 import os
 import re
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from mailsuite.store.names import DELIVERY_NAME, MDA_TAG, NameMaker
 from mailsuite.store.safeio import copy_file_synced, fsync_dir, makedirs_durable
 
 SUBDIRS = ("tmp", "new", "cur")
@@ -36,9 +36,6 @@ _T = TypeVar("_T")
 
 _ROOT_CACHE_SIZE = 10_000
 
-# Names this store gives (unique_name); a key read back from a delivery journal must match.
-_KEY_RE = re.compile(r"[0-9]+\.M[0-9]+P[0-9]+Q[0-9]+\.[^/:\x00]+,S=[0-9]+")
-
 
 def split_address(address: str) -> tuple[str, str]:
     """Split and validate ``local@domain`` for use as path components; ValueError if unsafe."""
@@ -52,22 +49,14 @@ def split_address(address: str) -> tuple[str, str]:
     return local, domain
 
 
-def _encode_host(hostname: str) -> str:
-    """Hostname as the Maildir spec wants it inside a file name."""
-    return hostname.replace("/", r"\057").replace(":", r"\072")
-
-
 class MaildirStore:
     """Delivers messages into Maildirs under ``mail_dir``; safe to share between threads."""
 
     def __init__(self, mail_dir: Path, hostname: str, *, link: LinkFunction = os.link) -> None:
         """``link`` exists so tests can force the copy fallback without patching ``os``."""
         self._mail_dir = Path(mail_dir).resolve()
-        self._host = _encode_host(hostname or "localhost")
         self._link = link
-        self._pid = os.getpid()
-        self._counter = 0
-        self._counter_lock = threading.Lock()
+        self._names = NameMaker(MDA_TAG, hostname, pid=os.getpid())
         self._known: set[Path] = set()
         self._known_lock = threading.Lock()
         self._create_lock = threading.Lock()
@@ -110,14 +99,9 @@ class MaildirStore:
         return root
 
     def unique_name(self, size: int) -> str:
-        """A new Maildir file name: ``<sec>.M<usec, 6 digits>P<pid>Q<counter>.<host>,S=<size>``."""
-        with self._counter_lock:
-            self._counter += 1
-            counter = self._counter
-        now = time.time_ns() // 1000
-        seconds, micros = divmod(now, 1_000_000)
-        # Zero-padded microseconds: names of one second sort (and get UIDs) in delivery order.
-        return f"{seconds}.M{micros:06d}P{self._pid}Q{counter}.{self._host},S={size}"
+        """A new Maildir file name: ``<sec>.M<usec, 6 digits>P<pid>Q<counter>.<host>,S=<size>``
+        (``mailsuite.store.names.NameMaker``)."""
+        return self._names.make(size)
 
     def deliver_file(self, source: Path, address: str, sync: bool = True) -> str:
         """Put the fsync'ed file ``source`` into the INBOX of ``address``; return its Maildir key.
@@ -137,7 +121,7 @@ class MaildirStore:
         Not durable on return: the caller syncs the returned ``new/`` directory. Used with the
         delivery journal, which chose and recorded ``name`` before the message was acknowledged.
         """
-        if not _KEY_RE.fullmatch(name):
+        if not DELIVERY_NAME.fullmatch(name):
             raise ValueError(f"not a Maildir key of this store: {name!r}")
         root, _ = self._into_inbox(address, lambda root: self._put(source, root, name))
         return root / "new"
@@ -161,7 +145,7 @@ class MaildirStore:
 
         Crash recovery: the message may have been linked, and even read, before the crash.
         """
-        if not _KEY_RE.fullmatch(name):
+        if not DELIVERY_NAME.fullmatch(name):
             raise ValueError(f"not a Maildir key of this store: {name!r}")
         root = self.ensure_maildir(address)
         if (root / "new" / name).exists():

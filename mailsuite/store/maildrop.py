@@ -21,7 +21,6 @@ prepares what is sent), once per process and inode, since Maildir files never ch
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import re
 import threading
@@ -30,99 +29,27 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
+# The file-name codec lives in names.py; USUAL_NAME, name_sizes, written_by_us and split_name
+# (split_info) are re-exported because POP3 code and tests have always imported them from here.
+from mailsuite.store.names import (  # noqa: F401
+    INFO_SEPARATOR,
+    SEEN,
+    TIME_PREFIX,
+    USUAL_NAME,
+    crlf_size_from_name,
+    name_sizes,
+    split_info,
+    uidl_for,
+    written_by_us,
+)
+from mailsuite.store.names import split_info as split_name  # noqa: F401
 from mailsuite.store.safeio import fsync_dir
 
-INFO_SEPARATOR = ":2,"
-SEEN = "S"
 READ_CHUNK = 64 * 1024
-
-# RFC 1939 §7: a unique-id is 1 to 70 characters in the range 0x21 to 0x7E.
-_UIDL_OK = re.compile(r"[\x21-\x7e]{1,70}")
-# Our MDA's names start with "<seconds>.M<microseconds>"; others at least with "<seconds>.".
-_TIME_PREFIX = re.compile(r"(\d+)\.(?:M(\d+))?")
-# What mailsuite.store.maildir.MaildirStore.unique_name makes: "<sec>.M<usec>P<pid>Q<n>.<host>".
-# Nobody else uses "Q<n>" there (Dovecot: "<sec>.M<usec>P<pid>.<host>"; Courier adds V/I).
-_OUR_MDA = re.compile(r"\d+\.M\d+P\d+Q\d+\.")
-# The two usual base names, read by one regex instead of field by field: ours
-# ("<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>") and Dovecot's ("<unique>,S=<size>,W=<crlf size>").
-# Any other name goes through ``name_sizes``.
-USUAL_NAME = re.compile(
-    r"(?:\d+\.M\d+P\d+Q\d+\.[^,]*,S=(?P<ours>\d+)|[^,]*,S=(?P<s>\d+),W=(?P<w>\d+))\Z", re.ASCII
-)
 
 
 class MessageGone(Exception):
     """The message was removed since the snapshot (expunged by another session)."""
-
-
-def split_name(name: str) -> tuple[str, str | None]:
-    """``base:2,FLAGS`` -> ``(base, "FLAGS")``; a name without ``:2,`` info -> ``(base, None)``.
-
-    The base ends at the first ":" (a Maildir unique name never contains one), the same rule
-    as the IMAP index (mailsuite.store.index), so both agree on every file name.
-    """
-    base, _sep, info = name.partition(":")
-    return base, (info[2:] if info.startswith("2,") else None)
-
-
-def uidl_for(base: str) -> str:
-    """The POP3 unique-id of a message: its base name when RFC 1939 allows that as it is.
-
-    Our own names always fit. A base name that does not (longer than 70 characters, or with
-    bytes outside 0x21-0x7E, say from a non-ASCII hostname) gets a stable digest instead; the
-    ':' in it cannot occur in a Maildir base name, so the two forms never collide.
-    """
-    if _UIDL_OK.fullmatch(base):
-        return base
-    digest = hashlib.sha256(base.encode("utf-8", "surrogateescape")).hexdigest()
-    return f"H:{digest[:64]}"
-
-
-def name_sizes(base: str) -> tuple[int | None, int | None]:
-    """The ``,S=<n>`` and ``,W=<n>`` fields of a Maildir base name (None where absent).
-
-    S= is the file's size on disk, W= its size with CRLF line ends (the fields follow the
-    unique part, comma-separated: ``<unique>,S=1234,W=1260``).
-    """
-    comma = base.find(",")
-    if comma < 0:
-        return None, None
-    s = w = None
-    for part in base[comma + 1 :].split(","):
-        field, value = part[:2], part[2:]
-        if field == "S=" and value.isdecimal():  # isdigit() lets "²" through to int()
-            s = int(value)
-        elif field == "W=" and value.isdecimal():
-            w = int(value)
-    return s, w
-
-
-def crlf_size_from_name(base: str) -> int | None:
-    """The size with CRLF line ends that the name vouches for, without reading the file.
-
-    W= says so by convention. S= does only on a file our MDA delivered: SMTP DATA is stored with
-    every line end CRLF and ends with CRLF, so size on disk and CRLF size are one. Anything
-    else (S= from Courier or an IMAP APPEND, which may hold bare LF) has to be measured.
-    """
-    usual = USUAL_NAME.match(base)
-    if usual is not None:
-        return int(usual["ours"] or usual["w"])
-    return _crlf_size_any(base)
-
-
-def _crlf_size_any(base: str) -> int | None:
-    """``crlf_size_from_name`` for any name: each comma field looked at."""
-    s, w = name_sizes(base)
-    if w is not None:
-        return w
-    if s is not None and written_by_us(base):
-        return s
-    return None
-
-
-def written_by_us(base: str) -> bool:
-    """Was this base name made by our MDA (so its file is CRLF-only)?"""
-    return _OUR_MDA.match(base) is not None
 
 
 class CRLFNormalizer:
@@ -203,7 +130,7 @@ class DropMessage:
 
     @property
     def flags(self) -> str | None:
-        return split_name(self.name)[1]
+        return split_info(self.name)[1]
 
 
 @dataclass
@@ -238,7 +165,7 @@ class Maildrop:
                 if not base or base in found:
                     continue
                 size = crlf_size_from_name(base)
-                time_prefix = _TIME_PREFIX.match(name)
+                time_prefix = TIME_PREFIX.match(name)
                 mtime_ns = 0
                 if size is None or time_prefix is None:
                     try:
@@ -273,7 +200,7 @@ class Maildrop:
             return replace(message, subdir="new", name=message.base)
         for subdir in ("cur", "new"):
             for entry in _entries(self.root / subdir):
-                if split_name(entry.name)[0] == message.base:
+                if split_info(entry.name)[0] == message.base:
                     return replace(message, subdir=subdir, name=entry.name)
         raise MessageGone(message.base)
 
@@ -364,9 +291,9 @@ def _entries(directory: Path) -> list[os.DirEntry]:
 def _order_key(name: str, mtime_ns: int, match: re.Match[str] | None = None) -> tuple[int, str]:
     """Delivery order: the time in the Maildir name (to the microsecond), else the file's mtime.
 
-    ``match`` is ``_TIME_PREFIX.match(name)`` when the caller has it already.
+    ``match`` is ``TIME_PREFIX.match(name)`` when the caller has it already.
     """
-    match = match or _TIME_PREFIX.match(name)
+    match = match or TIME_PREFIX.match(name)
     if match:
         micros = int(match.group(1)) * 1_000_000 + int(match.group(2) or 0)
     else:

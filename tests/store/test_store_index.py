@@ -468,37 +468,6 @@ def test_changes_before_settle_write_the_first_index_first(tmp_path, change):
         assert expunged == ([2] if change == "expunge" else [1])
 
 
-def test_name_facts_fast_path_agrees_with_reading_every_field():
-    """The one-regex path for the usual name forms gives what looking at every comma field
-    gives, on generated names (ours, Dovecot's, fields swapped, repeated or odd), for the
-    index and for POP3."""
-    import random
-
-    from mailsuite.store.index import _name_facts_any, name_facts
-    from mailsuite.store.maildrop import _crlf_size_any, crlf_size_from_name
-
-    rnd = random.Random(5)
-    uniques = [
-        "1644000000.M12P3Q4.host",
-        "1644000000.M12P3.host",
-        "x",
-        "",
-        "1.M2P3Q.h",
-        "9.M1P1Q1.",
-    ]
-    fields = ["S=100", "S=120", "W=120", "W=100", "S=", "W=x", "S=\u0663", "W=\u00b2", "T=1", "S=0"]
-    for _ in range(5000):
-        key = rnd.choice(uniques) + "".join(
-            "," + rnd.choice(fields) for _ in range(rnd.randint(0, 3))
-        )
-        try:
-            expected = _name_facts_any(key)
-        except ValueError:  # int() refused a field isdecimal() passed: never for these
-            raise AssertionError(key) from None
-        assert name_facts(key) == expected, key
-        assert crlf_size_from_name(key) == _crlf_size_any(key), key  # POP3's reading
-
-
 def test_registry_keeps_recent_and_used_indexes_only_and_never_two_for_one_folder(tmp_path):
     import gc
 

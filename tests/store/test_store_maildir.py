@@ -195,7 +195,7 @@ def test_messages_of_one_second_get_uids_in_delivery_order(store, message, tmp_p
     from mailsuite.store.index import FolderIndex
 
     now = [1_700_000_000_095_000_000]
-    monkeypatch.setattr("mailsuite.store.maildir.time.time_ns", lambda: now[0])
+    monkeypatch.setattr("mailsuite.store.names.time.time_ns", lambda: now[0])
     first = store.deliver_file(message, "alice@example.org")
     now[0] = 1_700_000_000_120_000_000
     second = store.deliver_file(message, "alice@example.org")
