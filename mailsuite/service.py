@@ -15,7 +15,9 @@ from twisted.python.threadpool import ThreadPool
 
 from mailsuite.accounts.cred import make_portal
 from mailsuite.accounts.database import SQLiteUserDatabase
+from mailsuite.accounts.login import Authenticator
 from mailsuite.accounts.service import AccountService
+from mailsuite.accounts.throttle import AuthThrottle
 from mailsuite.config import Config, ListenAddress
 from mailsuite.imap.server import IMAPContext, IMAPFactory, IMAPLimits
 from mailsuite.memory import use_one_malloc_arena
@@ -26,7 +28,6 @@ from mailsuite.queue.spool import QueueSpool
 from mailsuite.smtp.delivery import MessageRouter
 from mailsuite.smtp.policy import SUBMISSION, SUBMISSIONS, RolePolicy, mx_policy
 from mailsuite.smtp.server import ESMTPFactory, Limits, SMTPContext
-from mailsuite.smtp.throttle import AuthThrottle
 from mailsuite.store.incoming import clean_spool
 from mailsuite.store.journal import DeliveryJournal
 from mailsuite.store.maildir import MaildirStore
@@ -105,6 +106,13 @@ class MailSuite(MultiService):
         self.store = MaildirStore(config.mail_dir, config.hostname)
         self.queue = QueueSpool(config.queue_dir)
         self.journal = DeliveryJournal(config.spool_dir / "journal")
+        # One login step for every protocol: the portal, and one throttle of failures per client
+        # address whichever protocol they come from.
+        self.authenticator = Authenticator(
+            make_portal(self.accounts),
+            AuthThrottle(config.auth_failure_delay, config.auth_max_delay),
+            config.auth_max_failures,
+        )
         self.smtp_context = SMTPContext(
             hostname=config.hostname,
             limits=Limits(
@@ -116,11 +124,10 @@ class MailSuite(MultiService):
                 auth_max_failures=config.auth_max_failures,
             ),
             accounts=self.accounts,
-            portal=make_portal(self.accounts),
+            authenticator=self.authenticator,
             router=MessageRouter(
                 self.store, self.queue, use_syncfs=config.syncfs, journal=self.journal
             ),
-            throttle=AuthThrottle(config.auth_failure_delay, config.auth_max_delay),
             spool_dir=config.spool_dir,
             tls_options=self.tls_options,
         )
@@ -148,10 +155,8 @@ class MailSuite(MultiService):
                 max_connections_per_user=config.imap_max_connections_per_user,
                 idle_timeout=config.imap_idle_timeout,
                 max_bad_commands=config.max_bad_commands,
-                auth_max_failures=config.auth_max_failures,
             ),
-            portal=self.smtp_context.portal,
-            throttle=self.smtp_context.throttle,
+            authenticator=self.authenticator,
             store=self.store,
             spool_dir=config.spool_dir,
             tls_options=self.tls_options,
@@ -160,13 +165,9 @@ class MailSuite(MultiService):
         self.add_listeners("imap", config.imap_listen, IMAPFactory(self.imap_context, False), False)
         self.add_listeners("imaps", config.imaps_listen, IMAPFactory(self.imap_context, True), True)
         # POP3 (RFC 1939): STLS on the 110 role, implicit TLS on the 995 role; one shared context
-        # (the portal, the auth throttle and the in-process maildrop locks).
+        # (the login step and the in-process maildrop locks).
         self.pop3_context = POP3Context.from_config(
-            config,
-            self.smtp_context.portal,
-            self.store,
-            self.smtp_context.throttle,
-            self.tls_options,
+            config, self.authenticator, self.store, self.tls_options
         )
         self.add_listeners("pop3", config.pop3_listen, POP3Factory(self.pop3_context, False), False)
         self.add_listeners("pop3s", config.pop3s_listen, POP3Factory(self.pop3_context, True), True)

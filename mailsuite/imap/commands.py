@@ -8,8 +8,6 @@ password checks) is awaited from worker threads; the session runs one command at
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
 import calendar
 import io
@@ -20,13 +18,11 @@ from array import array
 from collections.abc import Callable
 from pathlib import Path
 
-from twisted.cred.credentials import UsernamePassword
-from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import task, threads
+from twisted.internet import threads
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from mailsuite.accounts.cred import IMailUser
+from mailsuite.accounts.sasl import SASLError, decode_plain
 from mailsuite.imap import wire
 from mailsuite.imap.fetch import (
     FetchRequest,
@@ -59,7 +55,7 @@ from mailsuite.store.index import (
     canonical_flag,
     merge_ranges,
 )
-from mailsuite.wire.closing import close_connection
+from mailsuite.wire.session import LineTooLong
 
 log = Logger(namespace="mailsuite.imap")
 
@@ -175,9 +171,8 @@ class CommandsMixin:
         reader.end()
         self.send("* BYE Logging out\r\n")
         self.send(f"{tag} OK LOGOUT completed\r\n")
-        self._closing = True
         self.state = "logout"
-        close_connection(self.transport)
+        self.close_session()
         return None
 
     async def cmd_id(self, tag: str, reader: Reader) -> str:
@@ -197,10 +192,7 @@ class CommandsMixin:
         if self.tls or self.ctx.tls_options is None:
             raise No("TLS not available or already active")
         self.send(f"{tag} OK Begin TLS negotiation now\r\n")
-        # Pipelined plaintext after STARTTLS is dropped (CVE-2011-0411 class injection).
-        self._buf.clear()
-        self.transport.startTLS(self.ctx.tls_options)
-        self.tls = True
+        self.start_tls(self.ctx.tls_options)  # drops pipelined plaintext (CVE-2011-0411 class)
         return None
 
     async def cmd_login(self, tag: str, reader: Reader) -> str:
@@ -226,42 +218,28 @@ class CommandsMixin:
             raise No("[PRIVACYREQUIRED] Authentication is disabled before STARTTLS")
         if mechanism != "PLAIN":
             raise No("Unsupported authentication mechanism")
-        if initial is None:
-            self.send("+ \r\n")
-            waiting: Deferred = Deferred()
-            self._line_handler = waiting.callback
-            initial = await waiting
-        if initial.strip() == b"*":
-            raise ParseError("Authentication cancelled")
         try:
-            decoded = b"" if initial == b"=" else base64.b64decode(initial, validate=True)
-        except (binascii.Error, ValueError):
-            raise ParseError("Cannot decode the PLAIN response") from None
-        parts = decoded.split(b"\0")
-        if len(parts) != 3 or (parts[0] and parts[0] != parts[1]):
-            raise ParseError("Malformed PLAIN response")
-        return await self._authenticate(parts[1], parts[2])
+            if initial is None:
+                self.send("+ \r\n")
+                initial = await self.next_line()
+            user, password = decode_plain(initial)
+        except LineTooLong:
+            raise ParseError("Response line too long") from None
+        except SASLError as exc:
+            raise ParseError(str(exc)) from None
+        return await self._authenticate(user, password)
 
     async def _authenticate(self, user: bytes, password: bytes) -> str:
-        from twisted.internet import reactor
-
-        try:
-            _iface, avatar, _logout = await self.ctx.portal.login(
-                UsernamePassword(user, password), None, IMailUser
-            )
-        except UnauthorizedLogin:
-            self._auth_failures += 1
-            delay = self.ctx.throttle.failure_delay(self._peer)
-            log.info("imap auth failed client={client} delay={d}s", client=self._peer, d=delay)
-            await task.deferLater(reactor, delay, lambda: None)
-            if self._auth_failures >= self.limits.auth_max_failures:
+        result = await self._attempts.login(user, password, self.peer)
+        if result.temporary:
+            raise No("[UNAVAILABLE] Authentication temporarily unavailable")
+        if not result.ok:
+            if result.last:
                 self.send("* BYE Too many failed authentication attempts\r\n")
-                self._closing = True
-                close_connection(self.transport)
-            raise No("[AUTHENTICATIONFAILED] Authentication failed") from None
-        address = avatar.address
-        self.ctx.throttle.success(self._peer)
-        if self._closing:  # the client left while its password was checked
+                self.close_session()
+            raise No("[AUTHENTICATIONFAILED] Authentication failed")
+        address = result.avatar.address
+        if self.closing:  # the client left while its password was checked
             raise No("Connection closed")
         # The slot is taken and owned by this session (self.user) in one step on the reactor
         # thread, before anything else is awaited: connectionLost gives back exactly what was
@@ -278,7 +256,7 @@ class CommandsMixin:
             self._release_slot()
             raise
         self.folders, self.state = folders, AUTH
-        log.info("imap login client={client} user={user}", client=self._peer, user=address)
+        log.info("imap login client={client} user={user}", client=self.peer, user=address)
         return "OK [CAPABILITY " + " ".join(self.capabilities()) + "] Logged in"
 
     # --- folders ------------------------------------------------------------------------------
@@ -596,7 +574,7 @@ class CommandsMixin:
         reader.end()
         if self.selected is not None:
             await self.announce(True, force=True)
-        return await self.start_idle(tag)
+        return await self.idle(tag)
 
     # --- APPEND -------------------------------------------------------------------------------
 
@@ -862,7 +840,7 @@ class CommandsMixin:
                 for record in shown:  # the client saw these flags: no unsolicited FETCH later
                     selection.note_shown(record.uid, record.modseq)
                 for piece in pieces:
-                    if self._closing:
+                    if self.closing:
                         return complete
                     if isinstance(piece, FileRange):
                         await self._stream_file(piece)
@@ -882,7 +860,7 @@ class CommandsMixin:
             handle = io.BytesIO()
         try:
             sent = 0
-            while sent < piece.length and not self._closing:
+            while sent < piece.length and not self.closing:
                 size = min(STREAM_CHUNK, piece.length - sent)
                 chunk = await _to_thread(_read_at, handle, piece.start + sent, size)
                 if not chunk:  # the file shrank: pad so the literal length stays right

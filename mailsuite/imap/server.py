@@ -1,12 +1,12 @@
-"""The IMAP4rev1 server protocol (RFC 3501) on Twisted's plain ``Protocol``.
+"""The IMAP4rev1 server protocol (RFC 3501) on the session kernel (mailsuite/wire/session.py).
 
 Why not ``twisted.mail.imap4.IMAP4Server``: its verified defects (STARTTLS command injection,
 unlimited APPEND literals, APPEND without flags crashing, IDLE ended by any line, pipelined
 commands misrouted behind a Deferred SELECT) sit in its core loop, and it lacks most extensions
 Thunderbird uses (UIDPLUS, MOVE, SPECIAL-USE, CONDSTORE, ...). scripts/bench/imap_fetch_decision.py
-measured it too (see the README). The shape follows mailsuite/smtp/server.py:
+measured it too (see the README). On the kernel shared with SMTP and POP3:
 
-- one bytes buffer; a command's literals are read in raw mode after their size was checked
+- a command's literals are read in the kernel's raw mode after their size was checked
   against a limit (an announced ``{4294967295}`` is refused without allocating anything), big
   APPEND literals are spooled to disk as they arrive;
 - commands run strictly one after another: while one waits for a worker thread, the rest of the
@@ -22,29 +22,26 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twisted.cred.portal import Portal
 from twisted.internet import threads
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from mailsuite.accounts.login import Authenticator
 from mailsuite.imap.commands import CommandsMixin, No
 from mailsuite.imap.hub import FolderHub
 from mailsuite.imap.parser import Literal, ParseError, Reader, split_tag
 from mailsuite.imap.selection import Selection
-from mailsuite.session_factory import SessionFactory
 from mailsuite.store.incoming import IncomingMessage
 from mailsuite.store.index import FolderGone, IndexRegistry
 from mailsuite.store.maildir import MaildirStore
-from mailsuite.wire.closing import close_connection
+from mailsuite.wire.listener import SessionFactory
+from mailsuite.wire.session import LineSession, LineTooLong
 
 log = Logger(namespace="mailsuite.imap")
 
-MAX_BUFFERED = 1024 * 1024  # stop reading while a command runs and this much is queued
 MAX_SMALL_LITERAL = 64 * 1024  # literals outside APPEND (passwords, search strings, names)
 MAX_COMMAND_LITERALS = 32
 IN_MEMORY_APPEND = 256 * 1024
@@ -61,7 +58,6 @@ class IMAPLimits:
     max_connections_per_user: int = 20
     idle_timeout: float = 1800.0
     max_bad_commands: int = 20
-    auth_max_failures: int = 3
     idle_poll: float = 0.5
 
 
@@ -71,8 +67,7 @@ class IMAPContext:
 
     hostname: str
     limits: IMAPLimits
-    portal: Portal
-    throttle: object  # AuthThrottle
+    authenticator: Authenticator
     store: MaildirStore
     spool_dir: Path
     tls_options: object | None = None
@@ -104,47 +99,41 @@ class _Assembly:
 
 
 @implementer(IPushProducer)
-class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
-    """One IMAP session."""
+class IMAPServer(CommandsMixin, LineSession):
+    """One IMAP session. As a push producer it is told when the client reads too slowly for
+    a big response (``writable``)."""
+
+    protocol_name = "IMAP"
 
     def __init__(self, context: IMAPContext, implicit_tls: bool) -> None:
+        super().__init__(implicit_tls)
         self.ctx = context
         self.limits = context.limits
-        self._buf = bytearray()
-        self._busy = False
-        self._paused_reading = False
-        self._closing = False
-        self._skip_to_newline = False
+        self.max_line = context.limits.max_line
+        self.max_bad_commands = context.limits.max_bad_commands
+        self.idle_timeout = context.limits.idle_timeout
+        self._attempts = context.authenticator.attempts("imap")
         self._assembly: _Assembly | None = None
         self._literal: Literal | None = None
         self._literal_buffer: bytearray | None = None
         self._literal_remaining = 0
-        self._line_handler = None  # takes the next line (AUTHENTICATE, IDLE)
-        self.tls = implicit_tls
         self.state = "nonauth"
         self.user: str | None = None
         self.folders = None  # UserFolders after login
         self.selected: Selection | None = None
         self.condstore = False
         self.qresync = False
-        self._auth_failures = 0
-        self._bad_commands = 0
-        self._peer = "unknown"
         self._write_paused = False
         self._write_waiters: list[Deferred] = []
         self._producing = False
 
     # --- connection life cycle ----------------------------------------------------------------
 
-    def connectionMade(self) -> None:
-        self._peer = getattr(self.transport.getPeer(), "host", "unknown")
-        self.setTimeout(self.limits.idle_timeout)
+    def session_started(self) -> None:
         caps = " ".join(self.capabilities())
         self.send(f"* OK [CAPABILITY {caps}] {self.ctx.hostname} IMAP4rev1 mailsuite ready\r\n")
 
-    def connectionLost(self, reason: Failure = None) -> None:
-        self._closing = True
-        self.setTimeout(None)
+    def session_ended(self, reason: Failure | None) -> None:
         self.deselect()
         self._release_slot()
         if self._literal is not None and self._literal.incoming is not None:
@@ -169,13 +158,10 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
 
     def bye(self, text: str) -> None:
         self.send(f"* BYE {text}\r\n")
-        self._closing = True
-        close_connection(self.transport)
+        self.close_session()
 
     def send(self, data: str | bytes) -> None:
-        if self._closing:
-            return
-        self.transport.write(data.encode("utf-8") if isinstance(data, str) else data)
+        super().send(data.encode("utf-8") if isinstance(data, str) else data)
 
     def capabilities(self) -> list[str]:
         caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE"]
@@ -207,7 +193,7 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
 
     def start_output(self) -> None:
         """Register for write back-pressure for the length of one big response."""
-        if not self._producing and not self._closing:
+        if not self._producing and not self.closing:
             self.transport.registerProducer(self, True)
             self._producing = True
 
@@ -215,12 +201,12 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
         if self._producing:
             self._producing = False
             self._write_paused = False
-            if not self._closing:
+            if not self.closing:
                 self.transport.unregisterProducer()
 
     def writable(self) -> Deferred:
         """Fires once the transport wants more data."""
-        if not self._write_paused or self._closing:
+        if not self._write_paused or self.closing:
             return succeed(None)
         waiter: Deferred = Deferred()
         self._write_waiters.append(waiter)
@@ -228,54 +214,24 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
 
     # --- input --------------------------------------------------------------------------------
 
-    def dataReceived(self, data: bytes) -> None:
-        self.resetTimeout()
-        self._buf += data
-        self._drain()
+    @property
+    def raw_mode(self) -> bool:
+        return self._literal_remaining > 0
 
-    def _drain(self) -> None:
-        while not self._closing and self._buf:
-            if self._literal_remaining:
-                self._read_literal()
-                continue
-            if self._busy and self._line_handler is None:
-                if len(self._buf) > MAX_BUFFERED and not self._paused_reading:
-                    self._paused_reading = True
-                    self.transport.pauseProducing()
-                return
-            newline = self._buf.find(b"\n")
-            if self._skip_to_newline:
-                if newline < 0:
-                    self._buf.clear()
-                    return
-                del self._buf[: newline + 1]
-                self._skip_to_newline = False
-                continue
-            if newline < 0:
-                if len(self._buf) > self.limits.max_line:
-                    self._buf.clear()
-                    self._skip_to_newline = True
-                    self._assembly = None
-                    self._bad("* BAD Command line too long\r\n")
-                return
-            line = bytes(self._buf[:newline])
-            del self._buf[: newline + 1]
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if len(line) > self.limits.max_line:
-                self._assembly = None
-                self._bad("* BAD Command line too long\r\n")
-                continue
-            if self._line_handler is not None:
-                handler, self._line_handler = self._line_handler, None
-                handler(line)
-                continue
-            self._command_line(line)
+    def line_too_long(self, head: bytes) -> None:
+        """Answered with the command's tag when it can be read, so a client waiting for its
+        tagged reply does not hang (RFC 3501 §7.1.5: BAD, tagged if the tag is known)."""
+        assembly, self._assembly = self._assembly, None
+        tag = assembly.tag if assembly is not None else split_tag(head)[0]
+        self._bad(f"{tag or '*'} BAD Command line too long\r\n")
 
-    def _read_literal(self) -> None:
-        take = min(self._literal_remaining, len(self._buf))
-        chunk = bytes(self._buf[:take])
-        del self._buf[:take]
+    def internal_error(self) -> None:
+        self.send("* NO [SERVERBUG] Internal error, try again later\r\n")
+
+    def raw_received(self, data: bytes) -> int:
+        """The bytes of the literal being read (``raw_mode``)."""
+        take = min(self._literal_remaining, len(data))
+        chunk = data[:take] if take < len(data) else data
         self._literal_remaining -= take
         literal = self._literal
         if literal.incoming is not None:
@@ -288,8 +244,9 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
                 self._literal_buffer = None
             self._assembly.literals.append(literal)
             self._literal = None
+        return take
 
-    def _command_line(self, line: bytes) -> None:
+    def line_received(self, line: bytes) -> Deferred | None:
         assembly = self._assembly
         if assembly is None:
             tag, name = split_tag(line)
@@ -298,8 +255,7 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
         match = _LITERAL_RE.search(line)
         if match is None:
             self._assembly = None
-            self._run(assembly)
-            return
+            return self._run(assembly)
         size, non_sync = int(match.group(1)), bool(match.group(2))
         is_append = assembly.name == "APPEND"
         limit = self.limits.max_literal if is_append else MAX_SMALL_LITERAL
@@ -313,7 +269,7 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
                 self._bad(f"{tag} BAD Literal too large\r\n")
             if non_sync:  # the client sends it anyway: do not read it as commands
                 self.bye("Literal too large")
-            return
+            return None
         assembly.literal_bytes += size
         if is_append and size > IN_MEMORY_APPEND:
             self._literal = Literal(size, incoming=IncomingMessage(self.ctx.spool_dir))
@@ -327,20 +283,21 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
             self._literal = None
         if not non_sync:
             self.send("+ Ready for literal data\r\n")
+        return None
 
     def _bad(self, text: str) -> None:
-        self._bad_commands += 1
         self.send(text)
-        if self._bad_commands >= self.limits.max_bad_commands:
+        if self.note_bad_command():
             self.bye("Too many invalid commands")
 
     # --- dispatch -----------------------------------------------------------------------------
 
-    def _run(self, assembly: _Assembly) -> None:
+    def _run(self, assembly: _Assembly) -> Deferred | None:
+        """Dispatch a complete command; its Deferred holds the pipeline until it is answered."""
         tag, name = assembly.tag, assembly.name
         if tag is None:
             self._bad("* BAD Invalid tag\r\n")
-            return
+            return None
         reader = Reader(assembly.pieces, assembly.literals)
         # Skip "<tag> <command>" (and "UID ") already split off by split_tag.
         reader.pos = len(tag.encode()) + 1 + len(name)
@@ -348,12 +305,11 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
         if handler is None:
             self._discard_literals(assembly)
             self._bad(f"{tag} BAD Unknown command or not allowed now\r\n")
-            return
-        self._busy = True
+            return None
         d = maybeDeferred(handler, tag, reader)
         d.addCallbacks(self._finish, self._failed, callbackArgs=(tag, name), errbackArgs=(tag,))
         d.addBoth(lambda _: self._discard_literals(assembly))
-        d.addBoth(self._resume)
+        return d
 
     @staticmethod
     def _discard_literals(assembly: _Assembly) -> None:
@@ -386,13 +342,6 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
     def _lost(self) -> bool:
         """Is the selected folder gone from the disk?"""
         return self.selected is not None and not self.selected.index.exists()
-
-    def _resume(self, _: object) -> None:
-        self._busy = False
-        if self._paused_reading and not self._closing:
-            self._paused_reading = False
-            self.transport.resumeProducing()
-        self._drain()
 
     # --- the selected folder's updates --------------------------------------------------------
 
@@ -472,30 +421,29 @@ class IMAPServer(CommandsMixin, TimeoutMixin, Protocol):
     # --- IDLE (RFC 2177) ----------------------------------------------------------------------
 
     _idle_tag: str | None = None
-    _idle_done: Deferred | None = None
 
-    def start_idle(self, tag: str) -> Deferred:
+    async def idle(self, tag: str) -> str:
+        """Push the selected folder's changes until the client sends DONE."""
         self._idle_tag = tag
-        self._idle_done = Deferred()
         self.send("+ idling\r\n")
-        self._line_handler = self._idle_line
         selection = self.selected
         if selection is not None:
             self.ctx.hub.watch(selection.path, self, selection.index)
             if self.ctx.hub.version(selection.path) != selection.version:  # news meanwhile
                 self.announce(True).addErrback(lambda f: log.failure("IDLE update failed", f))
-        return self._idle_done
-
-    def _idle_line(self, line: bytes) -> None:
-        if line.strip().upper() != b"DONE":
-            self.send("* BAD Expected DONE\r\n")
-            self._line_handler = self._idle_line
-            return
-        if self.selected is not None:
-            self.ctx.hub.unwatch(self.selected.path, self)
-        done = self._idle_done
-        self._idle_tag, self._idle_done = None, None
-        done.callback("OK IDLE terminated")
+        try:
+            while True:
+                try:
+                    line = await self.next_line()
+                except LineTooLong:
+                    line = b""
+                if line.strip().upper() == b"DONE":
+                    return "OK IDLE terminated"
+                self.send("* BAD Expected DONE\r\n")
+        finally:
+            if self.selected is not None:
+                self.ctx.hub.unwatch(self.selected.path, self)
+            self._idle_tag = None
 
 
 def IMAPFactory(context: IMAPContext, implicit_tls: bool) -> SessionFactory:

@@ -1,12 +1,12 @@
 """The POP3 server protocol (RFC 1939) with CAPA, STLS, AUTH PLAIN and response codes.
 
-Written on Twisted's plain ``Protocol`` rather than ``twisted.mail.pop3.POP3``, whose verified
-defects (no STLS, USER/PASS in plaintext, DELE deleting at once, CRLF turned into CR CR LF, a "."
-at a 16 KiB boundary left unstuffed) sit in its core. Shaped like ``mailsuite.smtp.server``:
+Written on the session kernel (mailsuite/wire/session.py) rather than on
+``twisted.mail.pop3.POP3``, whose verified defects (no STLS, USER/PASS in plaintext, DELE deleting
+at once, CRLF turned into CR CR LF, a "." at a 16 KiB boundary left unstuffed) sit in its core:
 
-- one bytes buffer; commands are handled strictly in order, and a command with an asynchronous
-  step (a password check, the maildrop scan, a RETR being streamed, the UPDATE commit) holds the
-  following pipelined commands until its response is complete (RFC 2449 PIPELINING);
+- commands are handled strictly in order, and a command with an asynchronous step (a password
+  check, the maildrop scan, a RETR being streamed, the UPDATE commit) holds the following
+  pipelined commands until its response is complete (RFC 2449 PIPELINING);
 - STLS discards whatever the client pipelined after it in plaintext (no command injection);
 - USER/PASS and AUTH only over TLS; a maildrop is locked while a session holds it; deletions are
   committed only after QUIT (the UPDATE state), so a dropped connection deletes nothing.
@@ -16,36 +16,27 @@ All file-system work except reading a message's next chunk runs in the reactor's
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, field
 
-from twisted.cred.credentials import UsernamePassword
-from twisted.cred.error import UnauthorizedLogin
-from twisted.cred.portal import Portal
-from twisted.internet import task, threads
+from twisted.internet import threads
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from mailsuite.accounts.cred import IMailUser
+from mailsuite.accounts.login import Authenticator, LoginResult
+from mailsuite.accounts.sasl import SASLError, decode_plain
 from mailsuite.config import Config
 from mailsuite.pop3.locks import MaildropLocks
 from mailsuite.pop3.sender import MessageSender, SendAborted
-from mailsuite.session_factory import SessionFactory
-from mailsuite.smtp.throttle import AuthThrottle
 from mailsuite.store.maildir import MaildirStore
 from mailsuite.store.maildrop import Maildrop, MessageGone, WireSizeCache
-from mailsuite.wire.closing import close_connection
+from mailsuite.wire.listener import SessionFactory
+from mailsuite.wire.session import LineSession, LineTooLong
 
 log = Logger(namespace="mailsuite.pop3")
 
 # RFC 1939 §3: an autologout timer, if any, must be at least 10 minutes.
 MIN_IDLE_TIMEOUT = 600.0
-# While a command is in progress, stop reading once this much is buffered.
-MAX_BUFFERED = 1024 * 1024
 
 AUTHORIZATION, TRANSACTION, UPDATE = "AUTHORIZATION", "TRANSACTION", "UPDATE"
 
@@ -55,7 +46,6 @@ class POP3Limits:
     idle_timeout: float
     max_line: int
     max_bad_commands: int
-    auth_max_failures: int
 
 
 @dataclass
@@ -64,9 +54,8 @@ class POP3Context:
 
     hostname: str
     limits: POP3Limits
-    portal: Portal
+    authenticator: Authenticator
     store: MaildirStore
-    throttle: AuthThrottle
     tls_options: object | None = None  # twisted.internet.ssl.CertificateOptions
     locks: MaildropLocks = field(default_factory=MaildropLocks)
     sizes: WireSizeCache = field(default_factory=WireSizeCache)
@@ -75,18 +64,16 @@ class POP3Context:
     def from_config(
         cls,
         config: Config,
-        portal: Portal,
+        authenticator: Authenticator,
         store: MaildirStore,
-        throttle: AuthThrottle,
         tls_options: object | None,
     ) -> POP3Context:
         limits = POP3Limits(
             idle_timeout=max(MIN_IDLE_TIMEOUT, config.idle_timeout),
             max_line=config.max_command_line,
             max_bad_commands=config.max_bad_commands,
-            auth_max_failures=config.auth_max_failures,
         )
-        return cls(config.hostname, limits, portal, store, throttle, tls_options)
+        return cls(config.hostname, limits, authenticator, store, tls_options)
 
 
 AUTH_COMMANDS = frozenset({"CAPA", "STLS", "USER", "PASS", "AUTH", "QUIT"})
@@ -95,23 +82,21 @@ TRANSACTION_COMMANDS = frozenset(
 )
 
 
-class POP3Server(TimeoutMixin, Protocol):
+class POP3Server(LineSession):
     """One POP3 session."""
 
+    protocol_name = "POP3"
+
     def __init__(self, context: POP3Context, implicit_tls: bool) -> None:
+        super().__init__(implicit_tls)
         self.ctx = context
-        self._buf = bytearray()
-        self._busy = False
-        self._paused = False
-        self._closing = False
-        self._skip_to_newline = False
-        self._tls = implicit_tls
+        limits = context.limits
+        self.max_line = limits.max_line
+        self.max_bad_commands = limits.max_bad_commands
+        self.idle_timeout = limits.idle_timeout
+        self._attempts = context.authenticator.attempts("pop3")
         self._state = AUTHORIZATION
-        self._peer = "unknown"
         self._user_arg: bytes | None = None  # name given by USER, waiting for PASS
-        self._auth_step = None  # callable taking the next client line during an AUTH exchange
-        self._auth_failures = 0
-        self._bad_commands = 0
         self._address: str | None = None  # the logged-in user, holding the maildrop lock
         self._logout = None
         self._updating = False
@@ -121,30 +106,20 @@ class POP3Server(TimeoutMixin, Protocol):
 
     # --- connection life cycle ----------------------------------------------------------------
 
-    def connectionMade(self) -> None:
-        self._peer = getattr(self.transport.getPeer(), "host", "unknown")
-        # Strict request/response: Nagle would hold a response's last segment for the client's
-        # delayed ACK (40 ms per RETR here). TLS wrappers forward this to the TCP transport.
-        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
-        if set_no_delay is not None:
-            set_no_delay(True)
-        self.setTimeout(self.ctx.limits.idle_timeout)
+    def session_started(self) -> None:
         self.ok(f"{self.ctx.hostname} POP3 mailsuite ready")
 
-    def connectionLost(self, reason: Failure = None) -> None:
-        self._closing = True
-        self.setTimeout(None)
+    def session_ended(self, reason: Failure | None) -> None:
         if not self._updating:
             self._release()  # a dropped connection commits nothing (RFC 1939 §6)
 
     def timeoutConnection(self) -> None:
-        log.info("pop3 idle timeout client={client}", client=self._peer)
+        log.info("pop3 idle timeout client={client}", client=self.peer)
         self.close("-ERR", "Disconnected for inactivity")
 
     def close(self, status: str, text: str) -> None:
         self._send_line(f"{status} {text}")
-        self._closing = True
-        close_connection(self.transport)
+        self.close_session()
 
     def _release(self) -> None:
         """Give back the maildrop lock and the avatar."""
@@ -158,8 +133,7 @@ class POP3Server(TimeoutMixin, Protocol):
     # --- output -------------------------------------------------------------------------------
 
     def _send_line(self, line: str) -> None:
-        if not self._closing:
-            self.transport.write(line.encode("utf-8") + b"\r\n")
+        self.send(line.encode("utf-8") + b"\r\n")
 
     def ok(self, text: str = "") -> None:
         self._send_line(f"+OK {text}" if text else "+OK")
@@ -168,90 +142,25 @@ class POP3Server(TimeoutMixin, Protocol):
         self._send_line(f"-ERR {text}")
 
     def multiline(self, first: str, lines: list[str]) -> None:
-        if self._closing:
-            return
         body = "".join(f"{line}\r\n" for line in lines)
-        self.transport.write(f"+OK {first}\r\n{body}.\r\n".encode())
+        self.send(f"+OK {first}\r\n{body}.\r\n".encode())
 
     def _error(self, text: str) -> None:
         """A client mistake: counted, and too many end the session."""
-        self._bad_commands += 1
-        if self._bad_commands >= self.ctx.limits.max_bad_commands:
+        if self.note_bad_command():
             self.close("-ERR", "Too many errors, closing connection")
         else:
             self.err(text)
 
     # --- input --------------------------------------------------------------------------------
 
-    def dataReceived(self, data: bytes) -> None:
-        self.resetTimeout()
-        self._buf += data
-        if self._busy:
-            if len(self._buf) > MAX_BUFFERED and not self._paused:
-                self._paused = True
-                self.transport.pauseProducing()
-            return
-        self._drain()
+    def line_too_long(self, head: bytes) -> None:
+        self._error("Line too long")
 
-    def _drain(self) -> None:
-        limit = self.ctx.limits.max_line
-        while not self._busy and not self._closing and self._buf:
-            newline = self._buf.find(b"\n")
-            if self._skip_to_newline:
-                if newline < 0:
-                    self._buf.clear()
-                    return
-                del self._buf[: newline + 1]
-                self._skip_to_newline = False
-                continue
-            if newline < 0:
-                if len(self._buf) > limit:
-                    self._buf.clear()
-                    self._skip_to_newline = True
-                    self._auth_step = None
-                    self._error("Line too long")
-                return
-            line = bytes(self._buf[:newline])
-            del self._buf[: newline + 1]
-            if len(line) > limit:
-                self._auth_step = None
-                self._error("Line too long")
-                continue
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            self._run(self._handle_line, line)
-
-    def _run(self, handler, *args) -> None:
-        """Run a command handler; an asynchronous one holds back the rest of the pipeline."""
-        try:
-            result = handler(*args)
-        except Exception:
-            log.failure("POP3 command failed")
-            self.err("[SYS/TEMP] Internal error, try again later")
-            return
-        if isinstance(result, Deferred):
-            self._busy = True
-            result.addErrback(self._internal_error)
-            result.addBoth(self._resume)
-
-    def _internal_error(self, failure: Failure) -> None:
-        log.failure("POP3 command failed", failure)
+    def internal_error(self) -> None:
         self.err("[SYS/TEMP] Internal error, try again later")
 
-    def _resume(self, _: object) -> None:
-        self._busy = False
-        if self._closing:
-            return
-        self.resetTimeout()
-        if self._paused:
-            self._paused = False
-            self.transport.resumeProducing()
-        self._drain()
-
-    def _handle_line(self, line: bytes) -> Deferred | None:
-        if self._auth_step is not None:
-            step, self._auth_step = self._auth_step, None
-            return step(line)
+    def line_received(self, line: bytes) -> Deferred | None:
         name, _, arg = line.partition(b" ")
         command = name.decode("ascii", "replace").upper()
         if not command:
@@ -276,7 +185,7 @@ class POP3Server(TimeoutMixin, Protocol):
             return
         caps = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
         if self._state == AUTHORIZATION:
-            if self._tls:
+            if self.tls:
                 caps += ["USER", "SASL PLAIN"]
             elif self.ctx.tls_options is not None:
                 caps.append("STLS")
@@ -294,21 +203,17 @@ class POP3Server(TimeoutMixin, Protocol):
     def pop3_STLS(self, arg: bytes) -> None:
         if arg:
             self._error("Syntax: STLS")
-        elif self._tls:
+        elif self.tls:
             self._error("Command not permitted when TLS active")
         elif self.ctx.tls_options is None:
             self.err("TLS not available")
         else:
             self.ok("Begin TLS negotiation")
-            # RFC 2595 §4 / CVE-2011-0411: anything the client pipelined after STLS arrived in
-            # plaintext and must not run inside the TLS session.
-            self._buf.clear()
-            self.transport.startTLS(self.ctx.tls_options)
-            self._tls = True
+            self.start_tls(self.ctx.tls_options)  # RFC 2595 §4: drops pipelined plaintext
             self._user_arg = None
 
     def _refuse_plaintext(self) -> bool:
-        if self._tls:
+        if self.tls:
             return False
         self._error("Authentication requires TLS: send STLS first")
         return True
@@ -334,7 +239,7 @@ class POP3Server(TimeoutMixin, Protocol):
     def pop3_AUTH(self, arg: bytes) -> Deferred | None:
         if not arg:
             # The pre-CAPA way to list mechanisms (RFC 1734 clients still send it).
-            self.multiline("Mechanisms follow", ["PLAIN"] if self._tls else [])
+            self.multiline("Mechanisms follow", ["PLAIN"] if self.tls else [])
             return None
         if self._refuse_plaintext():
             return None
@@ -342,43 +247,44 @@ class POP3Server(TimeoutMixin, Protocol):
         if mechanism.upper() != b"PLAIN":
             self._error("Unsupported authentication mechanism")
             return None
-        if initial:
-            return self._auth_plain(initial.strip(b" "))
-        self._auth_step = self._auth_plain
-        self._send_line("+ ")
-        return None
+        return Deferred.fromCoroutine(self._auth_plain(initial.strip(b" ") or None))
 
-    def _auth_plain(self, raw: bytes) -> Deferred | None:
-        if raw == b"*":
-            self._error("Authentication cancelled")
-            return None
+    async def _auth_plain(self, initial: bytes | None) -> None:
         try:
-            decoded = b"" if raw == b"=" else base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            self._error("Cannot decode the PLAIN response")
-            return None
-        parts = decoded.split(b"\0")
-        if len(parts) != 3 or (parts[0] and parts[0] != parts[1]):
-            self._error("Malformed PLAIN response")
-            return None
-        return self._login(parts[1], parts[2])
+            if initial is None:
+                self._send_line("+ ")
+                initial = await self.next_line()
+            username, password = decode_plain(initial)
+        except LineTooLong:
+            self._error("Line too long")
+            return
+        except SASLError as exc:
+            self._error(str(exc))
+            return
+        await self._login(username, password)
 
     def _login(self, username: bytes, password: bytes) -> Deferred:
-        d = self.ctx.portal.login(UsernamePassword(username, password), None, IMailUser)
-        d.addCallbacks(self._login_ok, self._login_failed)
-        return d
+        d = Deferred.fromCoroutine(self._attempts.login(username, password, self.peer))
+        return d.addCallback(self._logged_in)
 
-    def _login_ok(self, result: tuple) -> Deferred | None:
-        _interface, avatar, logout = result
-        address = avatar.address
-        self.ctx.throttle.success(self._peer)
-        if self._closing:
+    def _logged_in(self, result: LoginResult) -> Deferred | None:
+        if result.temporary:
+            self.err("[SYS/TEMP] Temporary authentication failure, try again later")
+            return None
+        if not result.ok:
+            if result.last:
+                self.close("-ERR", "[AUTH] Too many failed authentication attempts")
+            else:
+                self.err("[AUTH] Invalid user name or password")
+            return None
+        address, logout = result.avatar.address, result.logout
+        if self.closing:
             logout()
             return None
         if not self.ctx.locks.acquire(address, self):
             logout()
             log.info(
-                "pop3 maildrop in use client={client} user={user}", client=self._peer, user=address
+                "pop3 maildrop in use client={client} user={user}", client=self.peer, user=address
             )
             self.err("[IN-USE] Maildrop is locked by another POP3 session")
             return None
@@ -392,15 +298,15 @@ class POP3Server(TimeoutMixin, Protocol):
         return Maildrop.scan(self.ctx.store.maildir_path(address), self.ctx.sizes)
 
     def _opened(self, drop: Maildrop) -> None:
-        if self._closing:
+        if self.closing:
             return
         self._drop = drop
         self._state = TRANSACTION
         log.info(
             "pop3 login client={client} user={user} tls={tls} messages={count}",
-            client=self._peer,
+            client=self.peer,
             user=self._address,
-            tls=self._tls,
+            tls=self.tls,
             count=len(drop.messages),
         )
         self.ok(f"Logged in, maildrop has {len(drop.messages)} messages ({drop.total_size} octets)")
@@ -412,25 +318,6 @@ class POP3Server(TimeoutMixin, Protocol):
             self.err("[SYS/PERM] Cannot open the maildrop")
         else:
             self.err("[SYS/TEMP] Cannot open the maildrop, try again later")
-
-    def _login_failed(self, failure: Failure) -> Deferred | None:
-        if not failure.check(UnauthorizedLogin):
-            log.failure("authentication backend error", failure)
-            self.err("[SYS/TEMP] Temporary authentication failure, try again later")
-            return None
-        self._auth_failures += 1
-        delay = self.ctx.throttle.failure_delay(self._peer)
-        log.info("pop3 auth failed client={client} delay={delay}s", client=self._peer, delay=delay)
-
-        from twisted.internet import reactor
-
-        def answer() -> None:
-            if self._auth_failures >= self.ctx.limits.auth_max_failures:
-                self.close("-ERR", "[AUTH] Too many failed authentication attempts")
-            else:
-                self.err("[AUTH] Invalid user name or password")
-
-        return task.deferLater(reactor, delay, answer)
 
     # --- TRANSACTION --------------------------------------------------------------------------
 
@@ -502,7 +389,7 @@ class POP3Server(TimeoutMixin, Protocol):
         d = threads.deferToThread(self._drop.open, message)
 
         def opened(fh) -> Deferred | None:
-            if self._closing:
+            if self.closing:
                 fh.close()
                 return None
             if top_lines is None:
@@ -520,8 +407,7 @@ class POP3Server(TimeoutMixin, Protocol):
             if not failure.check(SendAborted):
                 # The response is half sent: the client cannot resynchronise, so hang up.
                 log.failure("reading message {base} failed", failure, base=message.base)
-                self._closing = True
-                close_connection(self.transport)
+                self.close_session()
 
         def gone(failure: Failure) -> None:
             failure.trap(MessageGone)

@@ -1,41 +1,32 @@
 """The ESMTP server protocol (RFC 5321) for the MX, submission and submissions roles.
 
-Written on Twisted's plain ``Protocol`` rather than ``twisted.mail.smtp.ESMTP``, whose verified
-defects (STARTTLS command injection, a >16 KiB DATA line turning the body into commands, replies
-out of order with asynchronous checks, no room for SIZE/PIPELINING/8BITMIME/ENHANCEDSTATUSCODES)
-sit in its core loop. Here one bytes buffer feeds two modes:
+Written on the session kernel (mailsuite/wire/session.py) rather than on
+``twisted.mail.smtp.ESMTP``, whose verified defects (STARTTLS command injection, a >16 KiB DATA
+line turning the body into commands, replies out of order with asynchronous checks, no room for
+SIZE/PIPELINING/8BITMIME/ENHANCEDSTATUSCODES) sit in its core loop. The kernel's two modes:
 
-- command mode: lines are handled strictly one after another; a command whose check is
+- lines: commands are handled strictly one after another; a command whose check is
   asynchronous (a database lookup, a password hash) holds the following pipelined commands in
   the buffer until its reply is written, so replies always come in order (RFC 2920);
-- DATA mode: raw chunks are decoded with bytes operations (datastream.py) and streamed to a spool
+- raw (DATA): chunks are decoded with bytes operations (datastream.py) and streamed to a spool
   file; the 250 is written only once the message is fsync'ed at every destination.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twisted.cred.credentials import UsernamePassword
-from twisted.cred.error import UnauthorizedLogin
-from twisted.cred.portal import Portal
-from twisted.internet import task
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from mailsuite.accounts.addresses import AddressError
-from mailsuite.accounts.cred import IMailUser
 from mailsuite.accounts.database import MailboxDisabled
+from mailsuite.accounts.login import Authenticator
+from mailsuite.accounts.sasl import SASLCancelled, SASLError, decode_plain, decode_response
 from mailsuite.accounts.service import AccountService
-from mailsuite.sendnow import write_now
-from mailsuite.session_factory import SessionFactory
 from mailsuite.smtp.datastream import DataDecoder
 from mailsuite.smtp.delivery import CommitResult, Envelope, MessageRouter
 from mailsuite.smtp.envelope import (
@@ -50,14 +41,11 @@ from mailsuite.smtp.envelope import (
 from mailsuite.smtp.headers import MAX_HOPS, TraceInfo, received_header, return_path_header
 from mailsuite.smtp.message import MessageAssembler
 from mailsuite.smtp.policy import RolePolicy
-from mailsuite.smtp.throttle import AuthThrottle
 from mailsuite.store.incoming import IncomingMessage
-from mailsuite.wire.closing import close_connection
+from mailsuite.wire.listener import SessionFactory
+from mailsuite.wire.session import LineSession, LineTooLong
 
 log = Logger(namespace="mailsuite.smtp")
-
-# While a command waits for an asynchronous check, stop reading once this much is buffered.
-MAX_BUFFERED = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -77,9 +65,8 @@ class SMTPContext:
     hostname: str
     limits: Limits
     accounts: AccountService
-    portal: Portal
+    authenticator: Authenticator
     router: MessageRouter
-    throttle: AuthThrottle
     spool_dir: Path
     tls_options: object | None = None  # twisted.internet.ssl.CertificateOptions
 
@@ -100,44 +87,32 @@ class DataPhase:
     message_id: str
 
 
-class ESMTPServer(TimeoutMixin, Protocol):
+class ESMTPServer(LineSession):
     """One SMTP session. Replies carry enhanced status codes (RFC 3463) except greeting/EHLO."""
 
+    protocol_name = "SMTP"
+
     def __init__(self, context: SMTPContext, policy: RolePolicy) -> None:
+        super().__init__(policy.implicit_tls)
         self.ctx = context
         self.policy = policy
-        self._buf = bytearray()
-        self._busy = False
-        self._paused = False
-        self._closing = False
-        self._skip_to_newline = False
-        self._tls = policy.implicit_tls
+        limits = context.limits
+        self.max_line = limits.max_command_line
+        self.max_bad_commands = limits.max_bad_commands
+        self.idle_timeout = limits.idle_timeout
+        self._attempts = context.authenticator.attempts("smtp")
         self._helo: str | None = None
         self._esmtp = False
         self._user: str | None = None
-        self._auth_step = None  # callable taking the next client line during an AUTH exchange
-        self._auth_failures = 0
-        self._bad_commands = 0
         self._txn: Transaction | None = None
         self._data: DataPhase | None = None
-        self._peer = "unknown"
 
     # --- connection life cycle ----------------------------------------------------------------
 
-    def connectionMade(self) -> None:
-        peer = self.transport.getPeer()
-        self._peer = getattr(peer, "host", "unknown")
-        # Replies are small writes: without TCP_NODELAY, Nagle plus the client's delayed ACK can
-        # hold one back for 40 ms.
-        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
-        if set_no_delay is not None:
-            set_no_delay(True)
-        self.setTimeout(self.ctx.limits.idle_timeout)
+    def session_started(self) -> None:
         self.reply(220, f"{self.ctx.hostname} ESMTP mailsuite")
 
-    def connectionLost(self, reason: Failure = None) -> None:
-        self._closing = True
-        self.setTimeout(None)
+    def session_ended(self, reason: Failure | None) -> None:
         if self._data is not None:
             self._data.incoming.discard()
             self._data = None
@@ -147,106 +122,45 @@ class ESMTPServer(TimeoutMixin, Protocol):
 
     def close(self, code: int, enhanced: str, text: str) -> None:
         self.reply(code, text, enhanced)
-        self._closing = True
-        close_connection(self.transport)
+        self.close_session()
 
     def reply(self, code: int, text: str | list[str], enhanced: str | None = None) -> None:
-        if self._closing:
-            return
         lines = text if isinstance(text, list) else [text]
         out = []
         for i, line in enumerate(lines):
             sep = "-" if i < len(lines) - 1 else " "
             body = f"{enhanced} {line}" if enhanced else line
             out.append(f"{code}{sep}{body}\r\n")
-        write_now(self.transport, "".join(out).encode("utf-8"))
+        self.send("".join(out).encode("utf-8"))
 
-    # --- input: one buffer, two modes ---------------------------------------------------------
+    # --- input: lines, and DATA in raw mode ---------------------------------------------------
 
-    def dataReceived(self, data: bytes) -> None:
-        self.resetTimeout()
-        self._buf += data
-        if self._busy:
-            if len(self._buf) > MAX_BUFFERED and not self._paused:
-                self._paused = True
-                self.transport.pauseProducing()
-            return
-        self._drain()
+    @property
+    def raw_mode(self) -> bool:
+        return self._data is not None
 
-    def _drain(self) -> None:
-        while not self._busy and not self._closing and self._buf:
-            if self._data is not None:
-                chunk = bytes(self._buf)
-                self._buf.clear()
-                content, rest = self._data.decoder.feed(chunk)
-                self._data.assembler.feed(content)
-                if rest is None:
-                    return
-                self._buf += rest
-                self._end_of_data()
-                continue
-            newline = self._buf.find(b"\n")
-            if self._skip_to_newline:
-                if newline < 0:
-                    self._buf.clear()
-                    return
-                del self._buf[: newline + 1]
-                self._skip_to_newline = False
-                continue
-            limit = self.ctx.limits.max_command_line
-            if newline < 0:
-                if len(self._buf) > limit:
-                    self._buf.clear()
-                    self._skip_to_newline = True
-                    self._error(500, "5.5.2", "Error: line too long")
-                return
-            line = bytes(self._buf[:newline])
-            del self._buf[: newline + 1]
-            if len(line) > limit:
-                self._error(500, "5.5.2", "Error: line too long")
-                continue
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            self._run(self._handle_line, line)
+    def raw_received(self, data: bytes) -> int:
+        content, rest = self._data.decoder.feed(data)
+        self._data.assembler.feed(content)
+        if rest is None:
+            return len(data)
+        self._end_of_data()
+        return len(data) - len(rest)
 
-    def _run(self, handler, *args) -> None:
-        """Run a command handler; an asynchronous one holds back the rest of the pipeline."""
-        try:
-            result = handler(*args)
-        except Exception:
-            log.failure("SMTP command failed")
-            self.reply(451, "Error: internal error", "4.3.0")
-            return
-        if isinstance(result, Deferred):
-            result.addErrback(self._internal_error)
-            if result.called and not result.paused:
-                return  # answered at once (a cached lookup): keep draining, without recursion
-            self._busy = True
-            result.addBoth(self._resume)
+    def line_too_long(self, head: bytes) -> None:
+        self._error(500, "5.5.2", "Error: line too long")
 
-    def _internal_error(self, failure: Failure) -> None:
-        log.failure("SMTP command failed", failure)
+    def internal_error(self) -> None:
         self.reply(451, "Error: internal error, try again later", "4.3.0")
-
-    def _resume(self, _: object) -> None:
-        self._busy = False
-        if self._paused and not self._closing:
-            self._paused = False
-            self.transport.resumeProducing()
-        self._drain()
 
     def _error(self, code: int, enhanced: str, text: str) -> None:
         """A client error: counted, and too many end the session (Postfix's smtpd_hard_error)."""
-        self._bad_commands += 1
-        if self._bad_commands >= self.ctx.limits.max_bad_commands:
+        if self.note_bad_command():
             self.close(421, "4.7.0", f"{self.ctx.hostname} Error: too many errors")
         else:
             self.reply(code, text, enhanced)
 
-    def _handle_line(self, raw: bytes) -> Deferred | None:
-        if self._auth_step is not None:
-            step, self._auth_step = self._auth_step, None
-            return step(raw)
+    def line_received(self, raw: bytes) -> Deferred | None:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -276,7 +190,7 @@ class ESMTPServer(TimeoutMixin, Protocol):
         ]
         if self._can_starttls():
             lines.append("STARTTLS")
-        if self.policy.offer_auth and self._tls:
+        if self.policy.offer_auth and self.tls:
             lines.append("AUTH PLAIN LOGIN")
         lines.append("HELP")
         self.reply(250, lines)
@@ -314,23 +228,20 @@ class ESMTPServer(TimeoutMixin, Protocol):
         )
 
     def _can_starttls(self) -> bool:
-        return self.policy.offer_starttls and not self._tls and self.ctx.tls_options is not None
+        return self.policy.offer_starttls and not self.tls and self.ctx.tls_options is not None
 
     def smtp_STARTTLS(self, arg: str) -> None:
         if arg:
             self._error(501, "5.5.4", "Syntax: STARTTLS")
             return
-        if self._tls:
+        if self.tls:
             self._error(554, "5.5.1", "Error: TLS already active")
             return
         if not self._can_starttls():
             self.reply(454, "TLS not available", "4.7.0")
             return
         self.reply(220, "Ready to start TLS", "2.0.0")
-        # CVE-2011-0411: whatever the client pipelined in plaintext after STARTTLS is dropped.
-        self._buf.clear()
-        self.transport.startTLS(self.ctx.tls_options)
-        self._tls = True
+        self.start_tls(self.ctx.tls_options)
         self._helo, self._esmtp, self._txn = None, False, None
 
     # --- AUTH (RFC 4954) ----------------------------------------------------------------------
@@ -339,7 +250,7 @@ class ESMTPServer(TimeoutMixin, Protocol):
         if not self.policy.offer_auth:
             self._error(503, "5.5.1", "Error: authentication not enabled")
             return None
-        if not self._tls:
+        if not self.tls:
             self._error(538, "5.7.11", "Encryption required for requested authentication mechanism")
             return None
         if self._helo is None:
@@ -353,88 +264,43 @@ class ESMTPServer(TimeoutMixin, Protocol):
             return None
         mechanism, _, initial = arg.partition(" ")
         mechanism = mechanism.upper()
-        if mechanism == "PLAIN":
-            if initial:
-                return self._auth_plain(initial.encode())
-            self._auth_step = self._auth_plain
-            self.reply(334, "")
+        if mechanism not in ("PLAIN", "LOGIN"):
+            self._error(504, "5.5.4", "Error: unsupported authentication mechanism")
             return None
-        if mechanism == "LOGIN":
-            if initial:
-                return self._auth_login_user(initial.encode())
-            self._auth_step = self._auth_login_user
-            self.reply(334, "VXNlcm5hbWU6")  # "Username:"
-            return None
-        self._error(504, "5.5.4", "Error: unsupported authentication mechanism")
-        return None
+        return Deferred.fromCoroutine(self._authenticate(mechanism, initial.encode() or None))
 
-    def _decode_response(self, raw: bytes) -> bytes | None:
-        raw = raw.rstrip(b"\r")
-        if raw == b"*":
-            self._error(501, "5.0.0", "Authentication cancelled")
-            return None
-        if raw == b"=":
-            return b""
+    async def _challenge(self, text: str) -> bytes:
+        """Send a 334 challenge; the client's next line is the answer."""
+        self.reply(334, text)
+        return await self.next_line()
+
+    async def _authenticate(self, mechanism: str, initial: bytes | None) -> None:
         try:
-            return base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            self._error(501, "5.5.2", "Error: cannot decode response")
-            return None
-
-    def _auth_plain(self, raw: bytes) -> Deferred | None:
-        decoded = self._decode_response(raw)
-        if decoded is None:
-            return None
-        parts = decoded.split(b"\0")
-        if len(parts) != 3 or (parts[0] and parts[0] != parts[1]):
-            self._error(501, "5.5.2", "Error: malformed PLAIN response")
-            return None
-        return self._login(parts[1], parts[2])
-
-    def _auth_login_user(self, raw: bytes) -> None:
-        username = self._decode_response(raw)
-        if username is None:
-            return None
-        self._auth_step = lambda line: self._auth_login_password(username, line)
-        self.reply(334, "UGFzc3dvcmQ6")  # "Password:"
-        return None
-
-    def _auth_login_password(self, username: bytes, raw: bytes) -> Deferred | None:
-        password = self._decode_response(raw)
-        if password is None:
-            return None
-        return self._login(username, password)
-
-    def _login(self, username: bytes, password: bytes) -> Deferred:
-        d = self.ctx.portal.login(UsernamePassword(username, password), None, IMailUser)
-        d.addCallbacks(self._login_ok, self._login_failed)
-        return d
-
-    def _login_ok(self, result: tuple) -> None:
-        _interface, avatar, _logout = result
-        self._user = avatar.address
-        self.ctx.throttle.success(self._peer)
-        log.info("smtp auth ok client={client} user={user}", client=self._peer, user=self._user)
-        self.reply(235, "Authentication successful", "2.7.0")
-
-    def _login_failed(self, failure: Failure) -> Deferred | None:
-        if not failure.check(UnauthorizedLogin):
-            log.failure("authentication backend error", failure)
+            if mechanism == "PLAIN":
+                username, password = decode_plain(initial or await self._challenge(""))
+            else:  # LOGIN: "Username:", "Password:"
+                username = decode_response(initial or await self._challenge("VXNlcm5hbWU6"))
+                password = decode_response(await self._challenge("UGFzc3dvcmQ6"))
+        except LineTooLong:
+            self._error(500, "5.5.2", "Error: line too long")
+            return
+        except SASLCancelled as exc:
+            self._error(501, "5.0.0", str(exc))
+            return
+        except SASLError as exc:
+            self._error(501, "5.5.2", f"Error: {exc}")
+            return
+        result = await self._attempts.login(username, password, self.peer)
+        if result.ok:
+            self._user = result.avatar.address
+            log.info("smtp auth ok client={client} user={user}", client=self.peer, user=self._user)
+            self.reply(235, "Authentication successful", "2.7.0")
+        elif result.temporary:
             self.reply(454, "Temporary authentication failure", "4.7.0")
-            return None
-        self._auth_failures += 1
-        delay = self.ctx.throttle.failure_delay(self._peer)
-        log.info("smtp auth failed client={client} delay={delay}s", client=self._peer, delay=delay)
-
-        from twisted.internet import reactor
-
-        def answer() -> None:
-            if self._auth_failures >= self.ctx.limits.auth_max_failures:
-                self.close(421, "4.7.0", "Error: too many failed authentication attempts")
-            else:
-                self.reply(535, "Error: authentication failed", "5.7.8")
-
-        return task.deferLater(reactor, delay, answer)
+        elif result.last:
+            self.close(421, "4.7.0", "Error: too many failed authentication attempts")
+        else:
+            self.reply(535, "Error: authentication failed", "5.7.8")
 
     # --- the mail transaction -----------------------------------------------------------------
 
@@ -603,7 +469,7 @@ class ESMTPServer(TimeoutMixin, Protocol):
         prefix += received_header(
             TraceInfo(
                 helo=self._helo or "unknown",
-                client_ip=self._peer,
+                client_ip=self.peer,
                 hostname=self.ctx.hostname,
                 message_id=message_id,
                 esmtp=self._esmtp,
@@ -633,7 +499,7 @@ class ESMTPServer(TimeoutMixin, Protocol):
         if phase.assembler.hops > MAX_HOPS:
             self._refuse(phase, txn, 554, "5.4.6", "Error: too many hops (mail forwarding loop)")
             return
-        self._run(self._commit, phase, txn)
+        self.run_step(self._commit, phase, txn)
 
     def _refuse(self, phase: DataPhase, txn: Transaction, code: int, enhanced: str, text: str):
         phase.incoming.discard()
@@ -659,7 +525,7 @@ class ESMTPServer(TimeoutMixin, Protocol):
         """The one log line per message: who, from where, to whom, how big, how, and what."""
         fields = {
             "id": phase.message_id,
-            "client": self._peer,
+            "client": self.peer,
             "user": self._user or "-",
             "sender": txn.sender.address,
             "rcpts": ",".join(f"<{r}>" for r in dict.fromkeys(txn.recipients)),
@@ -689,11 +555,11 @@ class ESMTPServer(TimeoutMixin, Protocol):
         return None
 
     def _tls_version(self) -> str | None:
-        conn = self._tls_connection() if self._tls else None
+        conn = self._tls_connection() if self.tls else None
         return conn.get_protocol_version_name() if conn is not None else None
 
     def _tls_description(self) -> str | None:
-        conn = self._tls_connection() if self._tls else None
+        conn = self._tls_connection() if self.tls else None
         if conn is None:
             return None
         bits = conn.get_cipher_bits()

@@ -27,8 +27,9 @@ from twisted.mail import imap4
 from zope.interface import implementer
 
 from mailsuite.accounts.cred import IMailUser, MailUser
+from mailsuite.accounts.login import Authenticator
+from mailsuite.accounts.throttle import AuthThrottle
 from mailsuite.imap.server import IMAPContext, IMAPFactory, IMAPLimits
-from mailsuite.smtp.throttle import AuthThrottle
 from mailsuite.store.index import FolderIndex, IndexRegistry
 from mailsuite.store.maildir import MaildirStore
 
@@ -233,8 +234,7 @@ def main() -> None:
         ours_ctx = IMAPContext(
             hostname="bench",
             limits=IMAPLimits(),
-            portal=Portal(Realm(), [checker]),
-            throttle=AuthThrottle(0, 0),
+            authenticator=Authenticator(Portal(Realm(), [checker]), AuthThrottle(0, 0), 3),
             store=store,
             spool_dir=work / "spool",
             registry=registry,

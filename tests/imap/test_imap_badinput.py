@@ -51,9 +51,16 @@ def test_literal_plus_and_long_lines(suite):
     message = b"Subject: plus\r\n\r\nbody\r\n"
     client.send(b"d1 APPEND INBOX (\\Flagged) {%d+}\r\n" % len(message) + message + b"\r\n")
     assert b"APPENDUID" in client.until(b"d1")[-1]
+    # Overlong: answered with its tag (a client waiting for d2 would hang on an untagged BAD),
+    # and the rest of the line is never read as commands.
     client.send(b"d2 NOOP " + b"x" * 70000 + b"\r\n")
-    assert client.file.readline().startswith(b"* BAD")
+    assert client.file.readline() == b"d2 BAD Command line too long\r\n"
     assert client.command(b"d3 NOOP")[-1].startswith(b"d3 OK")
+    # The same when the line has not even ended yet (the limit is reached mid-line).
+    client.send(b"d4 NOOP " + b"y" * 70000)
+    assert client.file.readline() == b"d4 BAD Command line too long\r\n"
+    client.send(b"d5 NOOP\r\nd6 NOOP\r\n")  # "d5 NOOP" ends the overlong line: skipped
+    assert client.until(b"d6")[-1].startswith(b"d6 OK")
     client.close()
 
 

@@ -4,7 +4,7 @@ import base64
 import smtplib
 import ssl
 
-from mailsuite.smtp.throttle import AuthThrottle
+from mailsuite.accounts.throttle import AuthThrottle
 
 
 class FakeClock:
