@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import email
 import imaplib
-import os
-import shutil
 import smtplib
 import ssl
 import time
@@ -54,16 +52,6 @@ class Session:
 
 
 @pytest.fixture(scope="module")
-def thunderbird_binary() -> str:
-    path = shutil.which("thunderbird")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("thunderbird is missing: .ci/run installs it")
-        pytest.skip("thunderbird is not installed on this machine")
-    return path
-
-
-@pytest.fixture(scope="module")
 def session(thunderbird_binary, tmp_path_factory):
     server = MailServer(tmp_path_factory.mktemp("mailsuite"))
     server.start()
@@ -98,9 +86,10 @@ def session(thunderbird_binary, tmp_path_factory):
 
 
 @pytest.fixture
-def tb(session):
-    # Shown with a failing test: Thunderbird's protocol logs (complete once it has quit).
-    print("Thunderbird logs:", *session.thunderbird.log_files(), sep="\n  ")
+def tb(session, thunderbird_version):
+    # Shown with a failing test: which Thunderbird (thunderbird_binary and thunderbird_version
+    # come from conftest.py), and its protocol logs (complete once it has quit).
+    print(f"{thunderbird_version}, logs:", *session.thunderbird.log_files(), sep="\n  ")
     return session
 
 
@@ -152,7 +141,8 @@ def imap_flags(server: MailServer, address: str, folder: str, message_id: str) -
 
 def test_imap_starttls_login_finds_the_special_use_folders(tb):
     dana = tb.accounts[DANA]
-    assert tb.client.update_folder(dana) == 0
+    assert tb.client.update_folder(dana) == 0  # log in, open INBOX
+    # Then LIST, asked for as expanding the account does: opening INBOX alone need not.
     folders = tb.client.folders(dana, expect=["INBOX", *FOLDER_FLAGS], timeout=DEADLINE)
     assert "Inbox" in folders["INBOX"]["flags"]
     for name, flag in FOLDER_FLAGS.items():
@@ -201,6 +191,7 @@ def test_mx_mail_is_pushed_read_flagged_and_deleted_to_trash(tb):
 
 def test_send_through_submission_starttls_keeps_a_copy_in_sent(tb):
     dana, client, server = tb.accounts[DANA], tb.client, tb.server
+    client.folders(dana, expect=["Sent"], timeout=DEADLINE)  # where the copy goes
     events = client.send(
         dana, "Erin <erin@example.net>", "from Thunderbird", "Hi Erin,\r\n", "tb-1@example.net"
     )
