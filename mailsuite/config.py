@@ -33,57 +33,133 @@ class ListenAddress:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+# --- the sections: one frozen dataclass per TOML table, one field per key -------------------------
+
+
 @dataclass(frozen=True)
-class Config:
+class ServerSection:
     hostname: str
     data_dir: Path
     syncfs: bool
-    tls_cert_file: Path | None
-    tls_key_file: Path | None
-    smtp_listen: tuple[ListenAddress, ...]
-    smtp_offer_auth: bool
-    submission_listen: tuple[ListenAddress, ...]
-    submissions_listen: tuple[ListenAddress, ...]
-    imap_listen: tuple[ListenAddress, ...]
-    imaps_listen: tuple[ListenAddress, ...]
-    imap_command_line: int
-    imap_max_connections_per_user: int
-    imap_idle_timeout: float
-    pop3_listen: tuple[ListenAddress, ...]
-    pop3s_listen: tuple[ListenAddress, ...]
-    max_message_size: int
-    max_recipients: int
-    max_command_line: int
+
+
+@dataclass(frozen=True)
+class TLSSection:
+    cert_file: Path | None
+    key_file: Path | None
+
+
+@dataclass(frozen=True)
+class ListenSection:
+    """A role that only says where it listens (submission, submissions, imaps, pop3, pop3s)."""
+
+    listen: tuple[ListenAddress, ...]
+
+
+@dataclass(frozen=True)
+class SMTPSection:
+    listen: tuple[ListenAddress, ...]
+    offer_auth: bool
+
+
+@dataclass(frozen=True)
+class IMAPSection:
+    listen: tuple[ListenAddress, ...]
+    command_line: int
+    max_connections_per_user: int
     idle_timeout: float
-    max_bad_commands: int
-    auth_max_failures: int
-    auth_failure_delay: float
-    auth_max_delay: float
-    # Outbound delivery: the queue, its SMTP client, routing.
-    queue_retry_schedule: tuple[float, ...]
-    queue_lifetime: float
-    queue_delay_warning: float
-    queue_max_connections: int
-    queue_max_per_destination: int
-    client_mx_port: int
-    client_connect_timeout: float
-    client_greeting_timeout: float
-    client_command_timeout: float
-    client_data_init_timeout: float
-    client_data_block_timeout: float
-    client_data_end_timeout: float
-    relay_host: ListenAddress | None
-    relay_username: str
-    relay_password: str
-    relay_require_tls: bool
-    relay_tls_verify: bool
-    relay_tls_ca_file: Path | None
-    relay_fallback: ListenAddress | None
-    transport_map: tuple[tuple[str, ListenAddress], ...]
-    transport_require_tls: tuple[str, ...]
-    dns_nameservers: tuple[str, ...]
-    dns_port: int
-    dns_timeout: float
+
+
+@dataclass(frozen=True)
+class LimitsSection:
+    message_size: int
+    recipients: int
+    command_line: int
+    idle_timeout: float
+    bad_commands: int
+
+
+@dataclass(frozen=True)
+class AuthSection:
+    max_failures: int
+    failure_delay: float
+    max_delay: float
+
+
+@dataclass(frozen=True)
+class QueueSection:
+    retry_schedule: tuple[float, ...]
+    lifetime: float
+    delay_warning: float
+    max_connections: int
+    max_per_destination: int
+
+
+@dataclass(frozen=True)
+class ClientSection:
+    """The SMTP client that delivers the queue."""
+
+    mx_port: int
+    connect_timeout: float
+    greeting_timeout: float
+    command_timeout: float
+    data_init_timeout: float
+    data_block_timeout: float
+    data_end_timeout: float
+
+
+@dataclass(frozen=True)
+class RelaySection:
+    host: ListenAddress | None
+    username: str
+    password: str
+    require_tls: bool
+    tls_verify: bool
+    tls_ca_file: Path | None
+    fallback: ListenAddress | None
+
+
+@dataclass(frozen=True)
+class TransportSection:
+    map: tuple[tuple[str, ListenAddress], ...]
+    require_tls: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DNSSection:
+    nameservers: tuple[str, ...]
+    port: int
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration: ``config.<section>.<key>``, as in the TOML file."""
+
+    server: ServerSection
+    tls: TLSSection
+    smtp: SMTPSection
+    submission: ListenSection
+    submissions: ListenSection
+    imap: IMAPSection
+    imaps: ListenSection
+    pop3: ListenSection
+    pop3s: ListenSection
+    limits: LimitsSection
+    auth: AuthSection
+    queue: QueueSection
+    client: ClientSection
+    relay: RelaySection
+    transport: TransportSection
+    dns: DNSSection
+
+    @property
+    def hostname(self) -> str:
+        return self.server.hostname
+
+    @property
+    def data_dir(self) -> Path:
+        return self.server.data_dir
 
     @property
     def db_path(self) -> Path:
@@ -105,6 +181,26 @@ class Config:
     @property
     def tls_dir(self) -> Path:
         return self.data_dir / "tls"
+
+
+SECTIONS: dict[str, type] = {
+    "server": ServerSection,
+    "tls": TLSSection,
+    "smtp": SMTPSection,
+    "submission": ListenSection,
+    "submissions": ListenSection,
+    "imap": IMAPSection,
+    "imaps": ListenSection,
+    "pop3": ListenSection,
+    "pop3s": ListenSection,
+    "limits": LimitsSection,
+    "auth": AuthSection,
+    "queue": QueueSection,
+    "client": ClientSection,
+    "relay": RelaySection,
+    "transport": TransportSection,
+    "dns": DNSSection,
+}
 
 
 # --- value parsers: each takes (key, raw value) and returns the typed value or raises ------------
@@ -223,67 +319,66 @@ def _ip_list(key: str, value: Any) -> tuple[str, ...]:
     return tuple(result)
 
 
-# --- the schema: TOML key -> (Config field, parser, default) -----------------------------------
+# --- the schema: TOML key -> (parser, default); the key's section and name are the field's -------
 
 _Parser = Callable[[str, Any], Any]
 
-SCHEMA: dict[str, tuple[str, _Parser, Any]] = {
-    "server.hostname": ("hostname", _string, ""),
-    "server.data_dir": ("data_dir", _string, "./mailsuite-data"),
-    "server.syncfs": ("syncfs", _bool, True),
-    "tls.cert_file": ("tls_cert_file", _optional_path, ""),
-    "tls.key_file": ("tls_key_file", _optional_path, ""),
-    "smtp.listen": ("smtp_listen", _listen_list, ["127.0.0.1:2525"]),
-    "smtp.offer_auth": ("smtp_offer_auth", _bool, False),
-    "submission.listen": ("submission_listen", _listen_list, ["127.0.0.1:2587"]),
-    "submissions.listen": ("submissions_listen", _listen_list, ["127.0.0.1:2465"]),
-    "imap.listen": ("imap_listen", _listen_list, ["127.0.0.1:2143"]),
-    "imaps.listen": ("imaps_listen", _listen_list, ["127.0.0.1:2993"]),
-    "imap.command_line": ("imap_command_line", _positive_int, 65536),
-    "imap.max_connections_per_user": ("imap_max_connections_per_user", _positive_int, 20),
-    "imap.idle_timeout": ("imap_idle_timeout", _positive_seconds, 1800),
-    "pop3.listen": ("pop3_listen", _listen_list, ["127.0.0.1:2110"]),
-    "pop3s.listen": ("pop3s_listen", _listen_list, ["127.0.0.1:2995"]),
-    "limits.message_size": ("max_message_size", _positive_int, 36_700_160),
-    "limits.recipients": ("max_recipients", _positive_int, 100),
-    "limits.command_line": ("max_command_line", _positive_int, 2048),
-    "limits.idle_timeout": ("idle_timeout", _positive_seconds, 300),
-    "limits.bad_commands": ("max_bad_commands", _positive_int, 20),
-    "auth.max_failures": ("auth_max_failures", _positive_int, 3),
-    "auth.failure_delay": ("auth_failure_delay", _non_negative_seconds, 1.0),
-    "auth.max_delay": ("auth_max_delay", _non_negative_seconds, 16.0),
-    "queue.retry_schedule": ("queue_retry_schedule", _seconds_list, [60, 300, 900, 1800, 3600]),
-    "queue.lifetime": ("queue_lifetime", _positive_seconds, 432_000),
-    "queue.delay_warning": ("queue_delay_warning", _non_negative_seconds, 14_400),
-    "queue.max_connections": ("queue_max_connections", _positive_int, 20),
-    "queue.max_per_destination": ("queue_max_per_destination", _positive_int, 5),
-    "client.mx_port": ("client_mx_port", _port, 25),
-    "client.connect_timeout": ("client_connect_timeout", _positive_seconds, 30),
-    "client.greeting_timeout": ("client_greeting_timeout", _positive_seconds, 300),
-    "client.command_timeout": ("client_command_timeout", _positive_seconds, 300),
-    "client.data_init_timeout": ("client_data_init_timeout", _positive_seconds, 120),
-    "client.data_block_timeout": ("client_data_block_timeout", _positive_seconds, 180),
-    "client.data_end_timeout": ("client_data_end_timeout", _positive_seconds, 600),
-    "relay.host": ("relay_host", _optional_host_port, ""),
-    "relay.username": ("relay_username", _string, ""),
-    "relay.password": ("relay_password", _string, ""),
-    "relay.require_tls": ("relay_require_tls", _bool, True),
-    "relay.tls_verify": ("relay_tls_verify", _bool, True),
-    "relay.tls_ca_file": ("relay_tls_ca_file", _optional_path, ""),
-    "relay.fallback": ("relay_fallback", _optional_host_port, ""),
-    "transport.map": ("transport_map", _transport_map, {}),
-    "transport.require_tls": ("transport_require_tls", _domain_list, []),
-    "dns.nameservers": ("dns_nameservers", _ip_list, []),
-    "dns.port": ("dns_port", _port, 53),
-    "dns.timeout": ("dns_timeout", _positive_seconds, 10),
+SCHEMA: dict[str, tuple[_Parser, Any]] = {
+    "server.hostname": (_string, ""),
+    "server.data_dir": (_string, "./mailsuite-data"),
+    "server.syncfs": (_bool, True),
+    "tls.cert_file": (_optional_path, ""),
+    "tls.key_file": (_optional_path, ""),
+    "smtp.listen": (_listen_list, ["127.0.0.1:2525"]),
+    "smtp.offer_auth": (_bool, False),
+    "submission.listen": (_listen_list, ["127.0.0.1:2587"]),
+    "submissions.listen": (_listen_list, ["127.0.0.1:2465"]),
+    "imap.listen": (_listen_list, ["127.0.0.1:2143"]),
+    "imaps.listen": (_listen_list, ["127.0.0.1:2993"]),
+    "imap.command_line": (_positive_int, 65536),
+    "imap.max_connections_per_user": (_positive_int, 20),
+    "imap.idle_timeout": (_positive_seconds, 1800),
+    "pop3.listen": (_listen_list, ["127.0.0.1:2110"]),
+    "pop3s.listen": (_listen_list, ["127.0.0.1:2995"]),
+    "limits.message_size": (_positive_int, 36_700_160),
+    "limits.recipients": (_positive_int, 100),
+    "limits.command_line": (_positive_int, 2048),
+    "limits.idle_timeout": (_positive_seconds, 300),
+    "limits.bad_commands": (_positive_int, 20),
+    "auth.max_failures": (_positive_int, 3),
+    "auth.failure_delay": (_non_negative_seconds, 1.0),
+    "auth.max_delay": (_non_negative_seconds, 16.0),
+    "queue.retry_schedule": (_seconds_list, [60, 300, 900, 1800, 3600]),
+    "queue.lifetime": (_positive_seconds, 432_000),
+    "queue.delay_warning": (_non_negative_seconds, 14_400),
+    "queue.max_connections": (_positive_int, 20),
+    "queue.max_per_destination": (_positive_int, 5),
+    "client.mx_port": (_port, 25),
+    "client.connect_timeout": (_positive_seconds, 30),
+    "client.greeting_timeout": (_positive_seconds, 300),
+    "client.command_timeout": (_positive_seconds, 300),
+    "client.data_init_timeout": (_positive_seconds, 120),
+    "client.data_block_timeout": (_positive_seconds, 180),
+    "client.data_end_timeout": (_positive_seconds, 600),
+    "relay.host": (_optional_host_port, ""),
+    "relay.username": (_string, ""),
+    "relay.password": (_string, ""),
+    "relay.require_tls": (_bool, True),
+    "relay.tls_verify": (_bool, True),
+    "relay.tls_ca_file": (_optional_path, ""),
+    "relay.fallback": (_optional_host_port, ""),
+    "transport.map": (_transport_map, {}),
+    "transport.require_tls": (_domain_list, []),
+    "dns.nameservers": (_ip_list, []),
+    "dns.port": (_port, 53),
+    "dns.timeout": (_positive_seconds, 10),
 }
 
 
 def _flatten(table: dict[str, Any]) -> dict[str, Any]:
-    sections = {key.split(".")[0] for key in SCHEMA}
     flat: dict[str, Any] = {}
     for section, body in table.items():
-        if section not in sections:
+        if section not in SECTIONS:
             raise ConfigError(section, "unknown section")
         if not isinstance(body, dict):
             raise ConfigError(section, "expected a table ([section])")
@@ -307,18 +402,20 @@ def load_config(path: str | Path | None = None, data_dir: str | Path | None = No
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(path), f"not valid TOML: {exc}") from None
     flat = _flatten(table)
-    values: dict[str, Any] = {}
-    for key, (field, parse, default) in SCHEMA.items():
-        values[field] = parse(key, flat.get(key, default))
+    values: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for key, (parse, default) in SCHEMA.items():
+        section, _, name = key.partition(".")
+        values[section][name] = parse(key, flat.get(key, default))
+    server, tls, relay = values["server"], values["tls"], values["relay"]
     if data_dir is not None:
-        values["data_dir"] = str(data_dir)
-    values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
-    values["hostname"] = values["hostname"] or socket.getfqdn() or "localhost"
-    if (values["tls_cert_file"] is None) != (values["tls_key_file"] is None):
+        server["data_dir"] = str(data_dir)
+    server["data_dir"] = Path(server["data_dir"]).expanduser().resolve()
+    server["hostname"] = server["hostname"] or socket.getfqdn() or "localhost"
+    if (tls["cert_file"] is None) != (tls["key_file"] is None):
         raise ConfigError("tls.cert_file", "tls.cert_file and tls.key_file must be set together")
-    if values["relay_username"] and not values["relay_password"]:
+    if relay["username"] and not relay["password"]:
         raise ConfigError("relay.password", "relay.username is set: give its password too")
-    for key in ("tls_cert_file", "tls_key_file", "relay_tls_ca_file"):
-        if values[key] is not None:
-            values[key] = values[key].resolve()
-    return Config(**values)
+    for section, name in (("tls", "cert_file"), ("tls", "key_file"), ("relay", "tls_ca_file")):
+        if values[section][name] is not None:
+            values[section][name] = values[section][name].resolve()
+    return Config(**{name: SECTIONS[name](**fields) for name, fields in values.items()})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import threads
@@ -82,25 +84,44 @@ def _endpoint(address: ListenAddress, tls_options=None) -> IStreamServerEndpoint
     return TCP4ServerEndpoint(reactor, address.port, interface=address.host)
 
 
-class MailSuite(MultiService):
-    """The whole server: listeners for every configured role over shared state."""
+@dataclass(frozen=True)
+class Foundations:
+    """What start-up makes on disk before anything is wired: the TLS context (its certificate
+    generated on first start) and the opened user database."""
 
-    def __init__(self, config: Config, run_as: tuple[int, int] | None = None) -> None:
+    tls_options: Any
+    database: SQLiteUserDatabase
+
+
+def prepare(config: Config) -> Foundations:
+    """The start-up I/O, done once before ``MailSuite`` wires the objects (its constructor
+    does none): the data directory, the certificate, the user database, and the one malloc
+    arena, set before any pool thread exists (see mailsuite/memory.py)."""
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    cert, key = ensure_certificate(
+        config.tls.cert_file, config.tls.key_file, config.tls_dir, config.hostname
+    )
+    log.info(
+        "TLS certificate {path} SHA-256 {fingerprint}",
+        path=str(cert),
+        fingerprint=certificate_fingerprint(cert),
+    )
+    use_one_malloc_arena()
+    return Foundations(server_context_factory(cert, key), SQLiteUserDatabase(config.db_path))
+
+
+class MailSuite(MultiService):
+    """The whole server: listeners for every configured role over shared state. Composition
+    only: the objects are built and wired here, the disk was prepared by ``prepare``."""
+
+    def __init__(
+        self, config: Config, foundations: Foundations, run_as: tuple[int, int] | None = None
+    ) -> None:
         super().__init__()
         self.config = config
         self.run_as = run_as  # (uid, gid) twistd switches to after privilegedStartService
-        config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        cert, key = ensure_certificate(
-            config.tls_cert_file, config.tls_key_file, config.tls_dir, config.hostname
-        )
-        log.info(
-            "TLS certificate {path} SHA-256 {fingerprint}",
-            path=str(cert),
-            fingerprint=certificate_fingerprint(cert),
-        )
-        self.tls_options = server_context_factory(cert, key)
-        self.database = SQLiteUserDatabase(config.db_path)
-        use_one_malloc_arena()  # before any pool thread exists: see mailsuite/memory.py
+        self.tls_options = foundations.tls_options
+        self.database = foundations.database
         self.hash_pool = _hash_pool()
         self.accounts = AccountService(self.database, hash_pool=self.hash_pool)
         self.store = MaildirStore(config.mail_dir, config.hostname)
@@ -110,31 +131,24 @@ class MailSuite(MultiService):
         # address whichever protocol they come from.
         self.authenticator = Authenticator(
             make_portal(self.accounts),
-            AuthThrottle(config.auth_failure_delay, config.auth_max_delay),
-            config.auth_max_failures,
+            AuthThrottle(config.auth.failure_delay, config.auth.max_delay),
+            config.auth.max_failures,
         )
         self.smtp_context = SMTPContext(
             hostname=config.hostname,
-            limits=Limits(
-                max_message_size=config.max_message_size,
-                max_recipients=config.max_recipients,
-                max_command_line=config.max_command_line,
-                idle_timeout=config.idle_timeout,
-                max_bad_commands=config.max_bad_commands,
-                auth_max_failures=config.auth_max_failures,
-            ),
+            limits=Limits.from_config(config),
             accounts=self.accounts,
             authenticator=self.authenticator,
             router=MessageRouter(
-                self.store, self.queue, use_syncfs=config.syncfs, journal=self.journal
+                self.store, self.queue, use_syncfs=config.server.syncfs, journal=self.journal
             ),
             spool_dir=config.spool_dir,
             tls_options=self.tls_options,
         )
         roles: list[tuple[RolePolicy, tuple[ListenAddress, ...]]] = [
-            (mx_policy(config.smtp_offer_auth), config.smtp_listen),
-            (SUBMISSION, config.submission_listen),
-            (SUBMISSIONS, config.submissions_listen),
+            (mx_policy(config.smtp.offer_auth), config.smtp.listen),
+            (SUBMISSION, config.submission.listen),
+            (SUBMISSIONS, config.submissions.listen),
         ]
         for policy, addresses in roles:
             factory = ESMTPFactory(self.smtp_context, policy)
@@ -149,28 +163,22 @@ class MailSuite(MultiService):
         # SMTP deliveries through the router's observer hook.
         self.imap_context = IMAPContext(
             hostname=config.hostname,
-            limits=IMAPLimits(
-                max_line=config.imap_command_line,
-                max_literal=config.max_message_size,
-                max_connections_per_user=config.imap_max_connections_per_user,
-                idle_timeout=config.imap_idle_timeout,
-                max_bad_commands=config.max_bad_commands,
-            ),
+            limits=IMAPLimits.from_config(config),
             authenticator=self.authenticator,
             store=self.store,
             spool_dir=config.spool_dir,
             tls_options=self.tls_options,
         )
         self.smtp_context.router.observers.append(self.imap_context.delivered)
-        self.add_listeners("imap", config.imap_listen, IMAPFactory(self.imap_context, False), False)
-        self.add_listeners("imaps", config.imaps_listen, IMAPFactory(self.imap_context, True), True)
+        self.add_listeners("imap", config.imap.listen, IMAPFactory(self.imap_context, False), False)
+        self.add_listeners("imaps", config.imaps.listen, IMAPFactory(self.imap_context, True), True)
         # POP3 (RFC 1939): STLS on the 110 role, implicit TLS on the 995 role; one shared context
         # (the login step and the in-process maildrop locks).
         self.pop3_context = POP3Context.from_config(
             config, self.authenticator, self.store, self.tls_options
         )
-        self.add_listeners("pop3", config.pop3_listen, POP3Factory(self.pop3_context, False), False)
-        self.add_listeners("pop3s", config.pop3s_listen, POP3Factory(self.pop3_context, True), True)
+        self.add_listeners("pop3", config.pop3.listen, POP3Factory(self.pop3_context, False), False)
+        self.add_listeners("pop3s", config.pop3s.listen, POP3Factory(self.pop3_context, True), True)
 
     def add_listeners(
         self, role: str, addresses: tuple[ListenAddress, ...], factory: Factory, implicit_tls: bool
@@ -233,4 +241,5 @@ def _hash_pool() -> ThreadPool:
 
 
 def make_service(config: Config, run_as: tuple[int, int] | None = None) -> MailSuite:
-    return MailSuite(config, run_as)
+    """The server for ``config``: the disk prepared, then the objects wired."""
+    return MailSuite(config, prepare(config), run_as)

@@ -12,18 +12,18 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "etc" / "mailsuite.toml"
 def test_defaults_need_no_file(tmp_path):
     config = load_config(None, tmp_path)
     assert config.data_dir == tmp_path.resolve()
-    assert config.smtp_listen == (ListenAddress("127.0.0.1", 2525),)
-    assert config.submission_listen == (ListenAddress("127.0.0.1", 2587),)
-    assert config.submissions_listen == (ListenAddress("127.0.0.1", 2465),)
-    assert config.imap_listen == (ListenAddress("127.0.0.1", 2143),)
-    assert config.tls_cert_file is None and config.hostname
+    assert config.smtp.listen == (ListenAddress("127.0.0.1", 2525),)
+    assert config.submission.listen == (ListenAddress("127.0.0.1", 2587),)
+    assert config.submissions.listen == (ListenAddress("127.0.0.1", 2465),)
+    assert config.imap.listen == (ListenAddress("127.0.0.1", 2143),)
+    assert config.tls.cert_file is None and config.hostname
 
 
 def test_example_file_documents_every_key_and_loads():
     text = EXAMPLE.read_text()
     config = load_config(EXAMPLE)
-    assert config.smtp_listen[0] == ListenAddress("0.0.0.0", 25)
-    assert config.smtp_listen[1] == ListenAddress("::", 25)
+    assert config.smtp.listen[0] == ListenAddress("0.0.0.0", 25)
+    assert config.smtp.listen[1] == ListenAddress("::", 25)
     for key in SCHEMA:
         section, name = key.split(".")
         assert f"[{section}]" in text and f"\n{name} = " in text, key

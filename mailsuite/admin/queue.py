@@ -165,7 +165,7 @@ def _operate(ctx: Context, operation: str, queue_id: str | None = None) -> None:
             bounces = None
             if operation == "bounce":
                 policy = RetryPolicy(
-                    config.queue_retry_schedule, config.queue_lifetime, config.queue_delay_warning
+                    config.queue.retry_schedule, config.queue.lifetime, config.queue.delay_warning
                 )
                 store = MaildirStore(config.mail_dir, config.hostname)
                 bounces = BounceSender(

@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mailsuite.accounts.login import Authenticator
+from mailsuite.config import Config
 from mailsuite.imap.commands import CommandsMixin, No
 from mailsuite.imap.hub import FolderHub
 from mailsuite.imap.parser import Literal, ParseError, Reader, split_tag
@@ -38,7 +39,7 @@ from mailsuite.store.incoming import IncomingMessage
 from mailsuite.store.index import FolderGone, IndexRegistry
 from mailsuite.store.maildir import MaildirStore
 from mailsuite.wire.listener import SessionFactory
-from mailsuite.wire.session import LineSession, LineTooLong
+from mailsuite.wire.session import LineSession, LineTooLong, SessionLimits
 
 log = Logger(namespace="mailsuite.imap")
 
@@ -52,13 +53,20 @@ NO_EXPUNGE_DURING = {"FETCH", "STORE", "SEARCH"}
 
 
 @dataclass(frozen=True)
-class IMAPLimits:
-    max_line: int = 65536
-    max_literal: int = 36_700_160  # APPENDLIMIT
-    max_connections_per_user: int = 20
-    idle_timeout: float = 1800.0
-    max_bad_commands: int = 20
-    idle_poll: float = 0.5
+class IMAPLimits(SessionLimits):
+    max_literal: int  # APPENDLIMIT
+    max_connections_per_user: int
+    idle_poll: float = 0.5  # how often a folder with idling sessions is looked at
+
+    @classmethod
+    def from_config(cls, config: Config) -> IMAPLimits:
+        return cls(
+            max_line=config.imap.command_line,
+            max_bad_commands=config.limits.bad_commands,
+            idle_timeout=config.imap.idle_timeout,
+            max_literal=config.limits.message_size,
+            max_connections_per_user=config.imap.max_connections_per_user,
+        )
 
 
 @dataclass
@@ -106,12 +114,9 @@ class IMAPServer(CommandsMixin, LineSession):
     protocol_name = "IMAP"
 
     def __init__(self, context: IMAPContext, implicit_tls: bool) -> None:
-        super().__init__(implicit_tls)
+        super().__init__(context.limits, implicit_tls)
         self.ctx = context
         self.limits = context.limits
-        self.max_line = context.limits.max_line
-        self.max_bad_commands = context.limits.max_bad_commands
-        self.idle_timeout = context.limits.idle_timeout
         self._attempts = context.authenticator.attempts("imap")
         self._assembly: _Assembly | None = None
         self._literal: Literal | None = None

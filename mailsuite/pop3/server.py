@@ -31,7 +31,7 @@ from mailsuite.pop3.sender import MessageSender, SendAborted
 from mailsuite.store.maildir import MaildirStore
 from mailsuite.store.maildrop import Maildrop, MessageGone, WireSizeCache
 from mailsuite.wire.listener import SessionFactory
-from mailsuite.wire.session import LineSession, LineTooLong
+from mailsuite.wire.session import LineSession, LineTooLong, SessionLimits
 
 log = Logger(namespace="mailsuite.pop3")
 
@@ -42,10 +42,14 @@ AUTHORIZATION, TRANSACTION, UPDATE = "AUTHORIZATION", "TRANSACTION", "UPDATE"
 
 
 @dataclass(frozen=True)
-class POP3Limits:
-    idle_timeout: float
-    max_line: int
-    max_bad_commands: int
+class POP3Limits(SessionLimits):
+    @classmethod
+    def from_config(cls, config: Config) -> POP3Limits:
+        return cls(
+            max_line=config.limits.command_line,
+            max_bad_commands=config.limits.bad_commands,
+            idle_timeout=max(MIN_IDLE_TIMEOUT, config.limits.idle_timeout),
+        )
 
 
 @dataclass
@@ -68,11 +72,7 @@ class POP3Context:
         store: MaildirStore,
         tls_options: object | None,
     ) -> POP3Context:
-        limits = POP3Limits(
-            idle_timeout=max(MIN_IDLE_TIMEOUT, config.idle_timeout),
-            max_line=config.max_command_line,
-            max_bad_commands=config.max_bad_commands,
-        )
+        limits = POP3Limits.from_config(config)
         return cls(config.hostname, limits, authenticator, store, tls_options)
 
 
@@ -88,12 +88,8 @@ class POP3Server(LineSession):
     protocol_name = "POP3"
 
     def __init__(self, context: POP3Context, implicit_tls: bool) -> None:
-        super().__init__(implicit_tls)
+        super().__init__(context.limits, implicit_tls)
         self.ctx = context
-        limits = context.limits
-        self.max_line = limits.max_line
-        self.max_bad_commands = limits.max_bad_commands
-        self.idle_timeout = limits.idle_timeout
         self._attempts = context.authenticator.attempts("pop3")
         self._state = AUTHORIZATION
         self._user_arg: bytes | None = None  # name given by USER, waiting for PASS

@@ -53,12 +53,12 @@ class Timeouts:
     @classmethod
     def from_config(cls, config: Config) -> Timeouts:
         return cls(
-            config.client_connect_timeout,
-            config.client_greeting_timeout,
-            config.client_command_timeout,
-            config.client_data_init_timeout,
-            config.client_data_block_timeout,
-            config.client_data_end_timeout,
+            config.client.connect_timeout,
+            config.client.greeting_timeout,
+            config.client.command_timeout,
+            config.client.data_init_timeout,
+            config.client.data_block_timeout,
+            config.client.data_end_timeout,
         )
 
 

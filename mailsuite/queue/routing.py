@@ -97,18 +97,18 @@ class RoutingTable:
     @classmethod
     def from_config(cls, config: Config) -> RoutingTable:
         credentials = None
-        if config.relay_username:
-            credentials = (config.relay_username, config.relay_password)
+        if config.relay.username:
+            credentials = (config.relay.username, config.relay.password)
         return cls(
-            mx_port=config.client_mx_port,
-            transport_map=dict(config.transport_map),
-            require_tls=config.transport_require_tls,
-            relay=config.relay_host,
+            mx_port=config.client.mx_port,
+            transport_map=dict(config.transport.map),
+            require_tls=config.transport.require_tls,
+            relay=config.relay.host,
             relay_credentials=credentials,
-            relay_require_tls=config.relay_require_tls,
-            relay_verify_tls=config.relay_tls_verify,
-            relay_ca_file=config.relay_tls_ca_file,
-            fallback=config.relay_fallback,
+            relay_require_tls=config.relay.require_tls,
+            relay_verify_tls=config.relay.tls_verify,
+            relay_ca_file=config.relay.tls_ca_file,
+            fallback=config.relay.fallback,
         )
 
     def destination(self, domain: str) -> Destination:
@@ -177,7 +177,7 @@ class DNSResolver:
 
     @classmethod
     def from_config(cls, config: Config) -> DNSResolver:
-        return cls(config.dns_nameservers, config.dns_port, config.dns_timeout, config.hostname)
+        return cls(config.dns.nameservers, config.dns.port, config.dns.timeout, config.hostname)
 
     def _resolver(self) -> dns.resolver.Resolver:
         if self.nameservers:

@@ -541,7 +541,7 @@ def make_scheduler(
 ) -> QueueScheduler:
     """The scheduler with everything it needs, from the configuration."""
     policy = RetryPolicy(
-        config.queue_retry_schedule, config.queue_lifetime, config.queue_delay_warning
+        config.queue.retry_schedule, config.queue.lifetime, config.queue.delay_warning
     )
     routing = RoutingTable.from_config(config)
     agent = DeliveryAgent(
@@ -554,6 +554,6 @@ def make_scheduler(
         bounces,
         routing,
         policy,
-        config.queue_max_connections,
-        config.queue_max_per_destination,
+        config.queue.max_connections,
+        config.queue.max_per_destination,
     )

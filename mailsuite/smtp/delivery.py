@@ -67,7 +67,9 @@ class MessageRouter:
         self._store = store
         self._queue = queue
         self._use_syncfs = use_syncfs
-        self._journal = journal if journal is not None and journal.available() else None
+        # Whether the journal's filesystem keeps xattrs is probed at the first commit (in the
+        # commit thread), not here: building the router touches no disk.
+        self._journal = journal
         # Journal entries linked into Maildirs whose new/ directories are not yet synced.
         self._unsettled: list[Path] = []
         self._unsettled_dirs: dict[Path, None] = {}
@@ -113,7 +115,7 @@ class MessageRouter:
         fails every job it covered. A job that fails after a link was made may leave that copy
         delivered: the client, never told 250, sends again (a duplicate, never a loss).
         """
-        if len(jobs) == 1 and self._journal is not None:
+        if len(jobs) == 1 and self._journal is not None and self._journal.available():
             journaled = self._commit_journaled(jobs[0])
             if journaled is not None:
                 return [journaled]

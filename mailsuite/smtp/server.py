@@ -27,6 +27,7 @@ from mailsuite.accounts.database import MailboxDisabled
 from mailsuite.accounts.login import Authenticator
 from mailsuite.accounts.sasl import SASLCancelled, SASLError, decode_plain, decode_response
 from mailsuite.accounts.service import AccountService
+from mailsuite.config import Config
 from mailsuite.smtp.datastream import DataDecoder
 from mailsuite.smtp.delivery import CommitResult, Envelope, MessageRouter
 from mailsuite.smtp.envelope import (
@@ -43,19 +44,26 @@ from mailsuite.smtp.message import MessageAssembler
 from mailsuite.smtp.policy import RolePolicy
 from mailsuite.store.incoming import IncomingMessage
 from mailsuite.wire.listener import SessionFactory
-from mailsuite.wire.session import LineSession, LineTooLong
+from mailsuite.wire.session import LineSession, LineTooLong, SessionLimits
 
 log = Logger(namespace="mailsuite.smtp")
 
 
 @dataclass(frozen=True)
-class Limits:
+class Limits(SessionLimits):
     max_message_size: int
     max_recipients: int
-    max_command_line: int
-    idle_timeout: float
-    max_bad_commands: int
-    auth_max_failures: int
+
+    @classmethod
+    def from_config(cls, config: Config) -> Limits:
+        limits = config.limits
+        return cls(
+            max_line=limits.command_line,
+            max_bad_commands=limits.bad_commands,
+            idle_timeout=limits.idle_timeout,
+            max_message_size=limits.message_size,
+            max_recipients=limits.recipients,
+        )
 
 
 @dataclass
@@ -93,13 +101,9 @@ class ESMTPServer(LineSession):
     protocol_name = "SMTP"
 
     def __init__(self, context: SMTPContext, policy: RolePolicy) -> None:
-        super().__init__(policy.implicit_tls)
+        super().__init__(context.limits, policy.implicit_tls)
         self.ctx = context
         self.policy = policy
-        limits = context.limits
-        self.max_line = limits.max_command_line
-        self.max_bad_commands = limits.max_bad_commands
-        self.idle_timeout = limits.idle_timeout
         self._attempts = context.authenticator.attempts("smtp")
         self._helo: str | None = None
         self._esmtp = False

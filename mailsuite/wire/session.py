@@ -28,6 +28,7 @@ Decided once here for all three protocols (each was written differently before):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -45,20 +46,29 @@ log = Logger(namespace="mailsuite.wire")
 MAX_BUFFERED = 1024 * 1024
 
 
+@dataclass(frozen=True)
+class SessionLimits:
+    """What the kernel needs of a protocol's limits; each protocol's own Limits extends it and
+    is built from the configuration by its ``from_config`` (the one way from config to limits)."""
+
+    max_line: int
+    max_bad_commands: int
+    idle_timeout: float
+
+
 class LineTooLong(Exception):
     """A continuation line (see ``LineSession.next_line``) was longer than the limit."""
 
 
 class LineSession(TimeoutMixin, Protocol):
-    """One connection of a line-based protocol. Subclasses set the limits (class or instance
-    attributes, before the connection is made) and implement the hooks at the end."""
+    """One connection of a line-based protocol. Subclasses implement the hooks at the end."""
 
-    max_line: int = 65536
-    max_bad_commands: int = 20
-    idle_timeout: float | None = None
     protocol_name = "session"
 
-    def __init__(self, implicit_tls: bool = False) -> None:
+    def __init__(self, limits: SessionLimits, implicit_tls: bool = False) -> None:
+        self.max_line = limits.max_line
+        self.max_bad_commands = limits.max_bad_commands
+        self.idle_timeout = limits.idle_timeout
         self.tls = implicit_tls  # the connection is (now) encrypted
         self.peer = "unknown"  # the client's IP address
         self._buf = bytearray()

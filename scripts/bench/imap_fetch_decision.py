@@ -29,6 +29,7 @@ from zope.interface import implementer
 from mailsuite.accounts.cred import IMailUser, MailUser
 from mailsuite.accounts.login import Authenticator
 from mailsuite.accounts.throttle import AuthThrottle
+from mailsuite.config import load_config
 from mailsuite.imap.server import IMAPContext, IMAPFactory, IMAPLimits
 from mailsuite.store.index import FolderIndex, IndexRegistry
 from mailsuite.store.maildir import MaildirStore
@@ -233,7 +234,7 @@ def main() -> None:
 
         ours_ctx = IMAPContext(
             hostname="bench",
-            limits=IMAPLimits(),
+            limits=IMAPLimits.from_config(load_config()),
             authenticator=Authenticator(Portal(Realm(), [checker]), AuthThrottle(0, 0), 3),
             store=store,
             spool_dir=work / "spool",

@@ -15,12 +15,12 @@ def load(tmp_path, text):
 
 def test_defaults(tmp_path):
     config = load_config(None, tmp_path)
-    assert config.queue_retry_schedule == (60, 300, 900, 1800, 3600)
-    assert (config.queue_lifetime, config.queue_delay_warning) == (432000, 14400)
-    assert (config.client_mx_port, config.client_data_end_timeout) == (25, 600)
-    assert config.relay_host is None and config.relay_fallback is None
-    assert config.relay_require_tls and config.relay_tls_verify
-    assert config.transport_map == () and config.dns_nameservers == ()
+    assert config.queue.retry_schedule == (60, 300, 900, 1800, 3600)
+    assert (config.queue.lifetime, config.queue.delay_warning) == (432000, 14400)
+    assert (config.client.mx_port, config.client.data_end_timeout) == (25, 600)
+    assert config.relay.host is None and config.relay.fallback is None
+    assert config.relay.require_tls and config.relay.tls_verify
+    assert config.transport.map == () and config.dns.nameservers == ()
 
 
 def test_values(tmp_path):
@@ -32,17 +32,17 @@ def test_values(tmp_path):
         '[dns]\nnameservers = ["127.0.0.1", "::1"]\nport = 5353\ntimeout = 1.5\n'
         "[queue]\nretry_schedule = [0.5, 2]\n",
     )
-    assert config.relay_host == ListenAddress("smtp.example.net", 587)
-    assert config.relay_fallback == ListenAddress("2001:db8::1", 25)
-    assert config.transport_map == (("partner.example", ListenAddress("gw.partner.example", 2525)),)
-    assert config.dns_nameservers == ("127.0.0.1", "::1")
-    assert (config.dns_port, config.dns_timeout) == (5353, 1.5)
-    assert config.queue_retry_schedule == (0.5, 2.0)
+    assert config.relay.host == ListenAddress("smtp.example.net", 587)
+    assert config.relay.fallback == ListenAddress("2001:db8::1", 25)
+    assert config.transport.map == (("partner.example", ListenAddress("gw.partner.example", 2525)),)
+    assert config.dns.nameservers == ("127.0.0.1", "::1")
+    assert (config.dns.port, config.dns.timeout) == (5353, 1.5)
+    assert config.queue.retry_schedule == (0.5, 2.0)
 
 
 def test_transport_map_as_a_sub_table(tmp_path):
     config = load(tmp_path, '[transport.map]\n"a.example" = "127.0.0.1:2525"\n')
-    assert config.transport_map == (("a.example", ListenAddress("127.0.0.1", 2525)),)
+    assert config.transport.map == (("a.example", ListenAddress("127.0.0.1", 2525)),)
 
 
 @pytest.mark.parametrize(

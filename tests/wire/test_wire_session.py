@@ -8,7 +8,7 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import StringTransport
 
-from mailsuite.wire.session import MAX_BUFFERED, LineSession, LineTooLong
+from mailsuite.wire.session import MAX_BUFFERED, LineSession, LineTooLong, SessionLimits
 
 
 class Transport(StringTransport):
@@ -29,12 +29,8 @@ class Transport(StringTransport):
 class Echo(LineSession):
     """Records what the kernel hands it; ``hold`` makes the next command asynchronous."""
 
-    max_line = 10
-    max_bad_commands = 3
-    idle_timeout = 60.0
-
     def __init__(self, clock: task.Clock) -> None:
-        super().__init__()
+        super().__init__(SessionLimits(max_line=10, max_bad_commands=3, idle_timeout=60.0))
         self.callLater = clock.callLater  # TimeoutMixin's timer
         self.lines: list[bytes] = []
         self.too_long: list[bytes] = []
