@@ -268,3 +268,26 @@ def test_a_lost_first_index_of_an_older_version_starts_afresh(tmp_path):
     disk = _on_disk(root)
     assert disk["user_version"] == 3 and disk["meta"]["version"] == 3 and disk["cache"] == []
     index.close()
+
+
+def test_a_migration_waiting_for_another_connection_leaves_what_it_did(tmp_path):
+    """Two openers of one old file: the second waits for the first's transaction and finds
+    the file stamped (here by a newer version), and neither runs a step again."""
+    import threading
+    import time
+
+    root = _maildir(tmp_path)
+    _old_index(root, 2)
+    first = sqlite3.connect(root / INDEX_FILE, isolation_level=None)
+    first.execute("BEGIN IMMEDIATE")
+    first.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    second = sqlite3.connect(root / INDEX_FILE, isolation_level=None, check_same_thread=False)
+    waiting = threading.Thread(target=schema.migrate, args=(second,))
+    waiting.start()
+    time.sleep(0.2)
+    first.execute("COMMIT")
+    waiting.join()
+    first.close()
+    second.close()
+    disk = _on_disk(root)
+    assert disk["user_version"] == SCHEMA_VERSION + 1 and disk["cache"] is None

@@ -126,10 +126,11 @@ def migrate(db: sqlite3.Connection) -> None:
         return
     db.execute("BEGIN IMMEDIATE")
     try:
-        version = _version(db) or legacy_version(db)
-        for number in range(version + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[number - 1](db)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        stamped = _version(db)  # another connection may have migrated while we waited
+        if stamped < SCHEMA_VERSION:
+            for number in range((stamped or legacy_version(db)) + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[number - 1](db)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
             db.execute("ROLLBACK")
