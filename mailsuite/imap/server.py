@@ -13,7 +13,7 @@ measured it too (see the README). On the kernel shared with SMTP and POP3:
   pipeline stays in the buffer, so responses never interleave or reorder;
 - untagged updates about the selected folder go out before each tagged reply, when allowed.
 
-The command handlers themselves live in mailsuite/imap/commands.py.
+The command handlers live in mailsuite/imap/commands/, one module per group.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from zope.interface import implementer
 
 from mailsuite.accounts.login import Authenticator
 from mailsuite.config import Config
-from mailsuite.imap.commands import CommandsMixin, No
+from mailsuite.imap.commands import No, handler_for
 from mailsuite.imap.hub import FolderHub
 from mailsuite.imap.parser import Literal, ParseError, Reader, split_tag
 from mailsuite.imap.selection import Selection
@@ -107,7 +107,7 @@ class _Assembly:
 
 
 @implementer(IPushProducer)
-class IMAPServer(CommandsMixin, LineSession):
+class IMAPServer(LineSession):
     """One IMAP session. As a push producer it is told when the client reads too slowly for
     a big response (``writable``)."""
 
@@ -117,7 +117,7 @@ class IMAPServer(CommandsMixin, LineSession):
         super().__init__(context.limits, implicit_tls)
         self.ctx = context
         self.limits = context.limits
-        self._attempts = context.authenticator.attempts("imap")
+        self.attempts = context.authenticator.attempts("imap")
         self._assembly: _Assembly | None = None
         self._literal: Literal | None = None
         self._literal_buffer: bytearray | None = None
@@ -140,14 +140,14 @@ class IMAPServer(CommandsMixin, LineSession):
 
     def session_ended(self, reason: Failure | None) -> None:
         self.deselect()
-        self._release_slot()
+        self.release_slot()
         if self._literal is not None and self._literal.incoming is not None:
             self._literal.incoming.discard()
         for waiter in self._write_waiters:
             waiter.callback(None)
         self._write_waiters = []
 
-    def _release_slot(self) -> None:
+    def release_slot(self) -> None:
         """Give back the per-user connection slot this session took at login (once)."""
         user, self.user = self.user, None
         if user is None:
@@ -306,7 +306,7 @@ class IMAPServer(CommandsMixin, LineSession):
         reader = Reader(assembly.pieces, assembly.literals)
         # Skip "<tag> <command>" (and "UID ") already split off by split_tag.
         reader.pos = len(tag.encode()) + 1 + len(name)
-        handler = self.handler_for(name)
+        handler = handler_for(self, name)
         if handler is None:
             self._discard_literals(assembly)
             self._bad(f"{tag} BAD Unknown command or not allowed now\r\n")

@@ -57,9 +57,9 @@ def flag_responses(keywords, readonly: bool) -> bytes:
     names = list(SYSTEM_FLAGS) + sorted(k for k in keywords if k not in SYSTEM_FLAGS)
     flags = " ".join(names)
     permanent = "()" if readonly else f"({flags} \\*)"
-    return (
-        f"* FLAGS ({flags})\r\n* OK [PERMANENTFLAGS {permanent}] Flags permitted\r\n"
-    ).encode("utf-8", "replace")
+    return (f"* FLAGS ({flags})\r\n* OK [PERMANENTFLAGS {permanent}] Flags permitted\r\n").encode(
+        "utf-8", "replace"
+    )
 
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -123,3 +123,77 @@ def body_structure(node: dict[str, Any], extended: bool = True) -> bytes:
             astring(node.get("loc")),
         ]
     return b"(" + b" ".join(fields) + b")"
+
+
+def compact_uids(numbers: list[int]) -> str:
+    """UIDs as a uid-set in the given order: runs of consecutive numbers as a:b."""
+    out: list[str] = []
+    start = prev = None
+    for n in numbers:
+        if start is None:
+            start = prev = n
+        elif n == prev + 1:
+            prev = n
+        else:
+            out.append(str(start) if start == prev else f"{start}:{prev}")
+            start = prev = n
+    if start is not None:
+        out.append(str(start) if start == prev else f"{start}:{prev}")
+    return ",".join(out)
+
+
+def join_runs(pieces: list) -> list:
+    """Runs of bytes joined into one (one transport write per batch, not per message)."""
+    out: list = []
+    run: list[bytes] = []
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            run.append(piece)
+        else:
+            if run:
+                out.append(b"".join(run))
+                run = []
+            out.append(piece)
+    if run:
+        out.append(b"".join(run))
+    return out
+
+
+def list_line(verb: str, attributes: list[str], separator: str, name: str) -> bytes:
+    """``* LIST (\\HasNoChildren) "/" "Sent"`` (or LSUB)."""
+    head = f'* {verb} ({" ".join(attributes)}) "{separator}" '.encode()
+    return head + mailbox_name(name) + b"\r\n"
+
+
+def status_line(name: str, items: list[tuple[str, int]]) -> bytes:
+    """``* STATUS "INBOX" (MESSAGES 3 UNSEEN 1)``."""
+    values = " ".join(f"{item} {value}" for item, value in items).encode()
+    return b"* STATUS " + mailbox_name(name) + b" (" + values + b")\r\n"
+
+
+def select_answer(
+    keywords, readonly: bool, exists: int, recent: int, first_unseen: int | None, status
+) -> bytes:
+    """The untagged responses of SELECT/EXAMINE (RFC 3501 §6.3.1, RFC 7162's HIGHESTMODSEQ);
+    ``status`` is the folder's ``Status``."""
+    lines = [f"* {exists} EXISTS", f"* {recent} RECENT"]
+    if first_unseen is not None:
+        lines.append(f"* OK [UNSEEN {first_unseen}] First unseen")
+    lines += [
+        f"* OK [UIDVALIDITY {status.uidvalidity}] UIDs valid",
+        f"* OK [UIDNEXT {status.uidnext}] Predicted next UID",
+        f"* OK [HIGHESTMODSEQ {status.highestmodseq}] Highest",
+    ]
+    return flag_responses(keywords, readonly) + "".join(f"{line}\r\n" for line in lines).encode()
+
+
+def flags_fetch(msn: int, uid: int | None, flags: bytes | None, modseq: int | None) -> bytes:
+    """``* 3 FETCH (UID 7 FLAGS (\\Seen) MODSEQ (12))``, each part only if given (STORE)."""
+    items = []
+    if uid is not None:
+        items.append(b"UID %d" % uid)
+    if flags is not None:
+        items.append(b"FLAGS " + flags)
+    if modseq is not None:
+        items.append(b"MODSEQ (%d)" % modseq)
+    return b"* %d FETCH (%s)\r\n" % (msn, b" ".join(items))
