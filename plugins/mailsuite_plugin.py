@@ -29,7 +29,10 @@ class Options(usage.Options):
 @implementer(IServiceMaker, IPlugin)
 class MailsuiteServiceMaker:
     tapname = "mailsuite"
-    description = "Self-hosted mail server: ESMTP, submission, Maildir delivery."
+    description = (
+        "Self-hosted mail server: ESMTP (MX, submission), Maildir delivery, outbound queue,"
+        " IMAP4rev1 and POP3, one user database."
+    )
     options = Options
 
     def makeService(self, options: Options):

@@ -21,7 +21,8 @@ from typing import Any
 
 from mailsuite.imap.parser import ParseError, Reader, in_ranges, resolve_set
 from mailsuite.store import address_list, mime
-from mailsuite.store.index import FolderIndex, Record, canonical_flag
+from mailsuite.store.index import FolderIndex, Record
+from mailsuite.store.names import canonical_flag
 
 MAX_DEPTH = 16
 CHARSETS = ("UTF-8", "US-ASCII")

@@ -29,20 +29,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
-# The file-name codec lives in names.py; USUAL_NAME, name_sizes, written_by_us and split_name
-# (split_info) are re-exported because POP3 code and tests have always imported them from here.
-from mailsuite.store.names import (  # noqa: F401
+from mailsuite.store.names import (
     INFO_SEPARATOR,
     SEEN,
     TIME_PREFIX,
-    USUAL_NAME,
     crlf_size_from_name,
-    name_sizes,
     split_info,
     uidl_for,
-    written_by_us,
 )
-from mailsuite.store.names import split_info as split_name  # noqa: F401
 from mailsuite.store.safeio import fsync_dir
 
 READ_CHUNK = 64 * 1024

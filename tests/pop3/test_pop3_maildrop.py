@@ -8,16 +8,9 @@ from pathlib import Path
 import pytest
 
 from mailsuite.store.maildir import MaildirStore
-from mailsuite.store.maildrop import (
-    Maildrop,
-    MessageGone,
-    WireSizeCache,
-    crlf_size_from_name,
-    name_sizes,
-    split_name,
-    uidl_for,
-    wire_size_of,
-)
+from mailsuite.store.maildrop import Maildrop, MessageGone, WireSizeCache, wire_size_of
+from mailsuite.store.names import crlf_size_from_name, name_sizes, uidl_for
+from mailsuite.store.names import split_info as split_name
 
 CRLF_MESSAGE = b"Subject: a\r\n\r\nbody\r\n"
 

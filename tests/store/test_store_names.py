@@ -158,16 +158,6 @@ def test_system_flags_are_matched_without_case_and_keywords_keep_theirs():
     assert canonical_flag("$Label") == "$Label" and canonical_flag("\\Recent") == "\\Recent"
 
 
-def test_maildrop_and_index_names_are_the_codec():
-    """Both old homes of the codec re-export it, so their callers agree by construction."""
-    from mailsuite.store import index, maildrop
-
-    assert maildrop.split_name is split_info and index.split_name is split_flags
-    assert maildrop.crlf_size_from_name is crlf_size_from_name is index.crlf_size_from_name
-    assert maildrop.uidl_for is uidl_for and index.name_facts is name_facts
-    assert index.FLAG_LETTERS is FLAG_LETTERS and index.canonical_flag is canonical_flag
-
-
 # --- sizes in names ---------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from mailsuite.imap.commands.base import (
     to_thread,
 )
 from mailsuite.imap.parser import Literal, ParseError, Reader
-from mailsuite.store.index import canonical_flag
+from mailsuite.store.names import canonical_flag
 
 log = Logger(namespace="mailsuite.imap")
 

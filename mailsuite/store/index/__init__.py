@@ -36,8 +36,7 @@ The package, one job per module:
 - registry.py: one ``FolderIndex`` per folder in the process (``IndexRegistry``);
 - records.py, files.py, uidvalidity.py: what the index hands out, message files, UIDVALIDITY.
 
-The Maildir file-name codec (flag letters, sizes in names) is ``mailsuite.store.names``. Every
-name this module offered before it became a package is still importable from here.
+The Maildir file-name codec (flag letters, sizes in names) is ``mailsuite.store.names``.
 """
 
 from mailsuite.store.index.cache import MEMO_KINDS
@@ -58,49 +57,25 @@ from mailsuite.store.index.uidvalidity import (
     next_uidvalidity,
     uidvalidity_mark,
 )
-from mailsuite.store.names import (
-    FLAG_LETTERS,
-    LETTER_FLAGS,
-    SYSTEM_FLAGS,
-    USUAL_NAME,
-    canonical_flag,
-    crlf_size_from_name,
-    cur_name,
-    name_facts,
-    name_sizes,
-    written_by_us,
-)
-from mailsuite.store.names import split_flags as split_name
 
 __all__ = [
-    "FLAG_LETTERS",
     "INDEX_FILE",
-    "LETTER_FLAGS",
     "MAX_CACHED_HEADER",
     "MAX_EXPUNGED_KEPT",
     "MEMO_KINDS",
     "SCHEMA_VERSION",
-    "SYSTEM_FLAGS",
     "UIDVALIDITY_HINT",
-    "USUAL_NAME",
     "Expunged",
     "FolderGone",
     "FolderIndex",
     "IndexRegistry",
     "Record",
     "Status",
-    "canonical_flag",
     "canonical_size",
-    "crlf_size_from_name",
-    "cur_name",
     "file_facts",
     "merge_ranges",
-    "name_facts",
-    "name_sizes",
     "next_uidvalidity",
     "read_header_block",
-    "split_name",
     "to_crlf",
     "uidvalidity_mark",
-    "written_by_us",
 ]
