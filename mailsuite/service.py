@@ -30,7 +30,9 @@ from mailsuite.queue.spool import QueueSpool
 from mailsuite.smtp.delivery import MessageRouter
 from mailsuite.smtp.policy import SUBMISSION, SUBMISSIONS, RolePolicy, mx_policy
 from mailsuite.smtp.server import ESMTPFactory, Limits, SMTPContext
+from mailsuite.store.accounts import MaildirAccounts
 from mailsuite.store.incoming import clean_spool
+from mailsuite.store.interfaces import IMailAccount, IMaildropAccount
 from mailsuite.store.journal import DeliveryJournal
 from mailsuite.store.maildir import MaildirStore
 from mailsuite.tls import certificate_fingerprint, ensure_certificate, server_context_factory
@@ -129,8 +131,11 @@ class MailSuite(MultiService):
         self.journal = DeliveryJournal(config.spool_dir / "journal")
         # One login step for every protocol: the portal, and one throttle of failures per client
         # address whichever protocol they come from.
+        # The store's avatars: the realm hands IMAP and POP3 their view of the user's mail.
+        self.avatars = MaildirAccounts(self.store)
+        avatars = {IMailAccount: self.avatars, IMaildropAccount: self.avatars}
         self.authenticator = Authenticator(
-            make_portal(self.accounts),
+            make_portal(self.accounts, avatars),
             AuthThrottle(config.auth.failure_delay, config.auth.max_delay),
             config.auth.max_failures,
         )
@@ -174,9 +179,7 @@ class MailSuite(MultiService):
         self.add_listeners("imaps", config.imaps.listen, IMAPFactory(self.imap_context, True), True)
         # POP3 (RFC 1939): STLS on the 110 role, implicit TLS on the 995 role; one shared context
         # (the login step and the in-process maildrop locks).
-        self.pop3_context = POP3Context.from_config(
-            config, self.authenticator, self.store, self.tls_options
-        )
+        self.pop3_context = POP3Context.from_config(config, self.authenticator, self.tls_options)
         self.add_listeners("pop3", config.pop3.listen, POP3Factory(self.pop3_context, False), False)
         self.add_listeners("pop3s", config.pop3s.listen, POP3Factory(self.pop3_context, True), True)
 
@@ -223,7 +226,7 @@ class MailSuite(MultiService):
         # Listeners and sessions stop first; then the commit thread finishes its last batch.
         d = maybeDeferred(super().stopService)
         d.addBoth(lambda _: threads.deferToThread(self.smtp_context.router.close))
-        d.addBoth(lambda _: threads.deferToThread(self.imap_context.registry.settle_all))
+        d.addBoth(lambda _: threads.deferToThread(self.avatars.indexes.settle_all))
         pool = self.hash_pool
         d.addBoth(lambda _: threads.deferToThread(pool.stop) if pool.started else None)
         return d

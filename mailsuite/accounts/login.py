@@ -62,11 +62,14 @@ class LoginAttempts:
         self.protocol = protocol
         self.failures = 0
 
-    async def login(self, username: bytes, password: bytes, peer: str) -> LoginResult:
+    async def login(
+        self, username: bytes, password: bytes, peer: str, interface: Any = IMailUser
+    ) -> LoginResult:
+        """Log in for the avatar ``interface`` the protocol works with (its store view)."""
         auth = self.auth
         try:
             _interface, avatar, logout = await auth.portal.login(
-                UsernamePassword(username, password), None, IMailUser
+                UsernamePassword(username, password), None, interface
             )
         except UnauthorizedLogin:
             self.failures += 1

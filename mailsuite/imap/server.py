@@ -36,7 +36,7 @@ from mailsuite.imap.hub import FolderHub
 from mailsuite.imap.parser import Literal, ParseError, Reader, split_tag
 from mailsuite.imap.selection import Selection
 from mailsuite.store.incoming import IncomingMessage
-from mailsuite.store.index import FolderGone, IndexRegistry
+from mailsuite.store.index import FolderGone
 from mailsuite.store.maildir import MaildirStore
 from mailsuite.wire.listener import SessionFactory
 from mailsuite.wire.session import LineSession, LineTooLong, SessionLimits
@@ -79,7 +79,6 @@ class IMAPContext:
     store: MaildirStore
     spool_dir: Path
     tls_options: object | None = None
-    registry: IndexRegistry = field(default_factory=IndexRegistry)
     hub: FolderHub = field(default_factory=FolderHub)
     connections: dict[str, int] = field(default_factory=dict)
 
@@ -124,7 +123,8 @@ class IMAPServer(LineSession):
         self._literal_remaining = 0
         self.state = "nonauth"
         self.user: str | None = None
-        self.folders = None  # UserFolders after login
+        self.account = None  # IMailAccount after login
+        self.folders = None  # its IFolders
         self.selected: Selection | None = None
         self.condstore = False
         self.qresync = False

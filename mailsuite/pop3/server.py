@@ -28,8 +28,8 @@ from mailsuite.accounts.sasl import SASLError, decode_plain
 from mailsuite.config import Config
 from mailsuite.pop3.locks import MaildropLocks
 from mailsuite.pop3.sender import MessageSender, SendAborted
-from mailsuite.store.maildir import MaildirStore
-from mailsuite.store.maildrop import Maildrop, MessageGone, WireSizeCache
+from mailsuite.store.interfaces import IMaildropAccount
+from mailsuite.store.maildrop import Maildrop, MessageGone
 from mailsuite.wire.listener import SessionFactory
 from mailsuite.wire.session import LineSession, LineTooLong, SessionLimits
 
@@ -59,21 +59,18 @@ class POP3Context:
     hostname: str
     limits: POP3Limits
     authenticator: Authenticator
-    store: MaildirStore
     tls_options: object | None = None  # twisted.internet.ssl.CertificateOptions
     locks: MaildropLocks = field(default_factory=MaildropLocks)
-    sizes: WireSizeCache = field(default_factory=WireSizeCache)
 
     @classmethod
     def from_config(
         cls,
         config: Config,
         authenticator: Authenticator,
-        store: MaildirStore,
         tls_options: object | None,
     ) -> POP3Context:
         limits = POP3Limits.from_config(config)
-        return cls(config.hostname, limits, authenticator, store, tls_options)
+        return cls(config.hostname, limits, authenticator, tls_options)
 
 
 AUTH_COMMANDS = frozenset({"CAPA", "STLS", "USER", "PASS", "AUTH", "QUIT"})
@@ -260,7 +257,8 @@ class POP3Server(LineSession):
         await self._login(username, password)
 
     def _login(self, username: bytes, password: bytes) -> Deferred:
-        d = Deferred.fromCoroutine(self._attempts.login(username, password, self.peer))
+        attempt = self._attempts.login(username, password, self.peer, IMaildropAccount)
+        d = Deferred.fromCoroutine(attempt)
         return d.addCallback(self._logged_in)
 
     def _logged_in(self, result: LoginResult) -> Deferred | None:
@@ -273,7 +271,8 @@ class POP3Server(LineSession):
             else:
                 self.err("[AUTH] Invalid user name or password")
             return None
-        address, logout = result.avatar.address, result.logout
+        account, logout = result.avatar, result.logout
+        address = account.address
         if self.closing:
             logout()
             return None
@@ -285,13 +284,9 @@ class POP3Server(LineSession):
             self.err("[IN-USE] Maildrop is locked by another POP3 session")
             return None
         self._address, self._logout = address, logout
-        d = threads.deferToThread(self._scan, address)
+        d = threads.deferToThread(account.maildrop)  # a snapshot of the INBOX
         d.addCallbacks(self._opened, self._open_failed)
         return d
-
-    def _scan(self, address: str) -> Maildrop:
-        """In a worker thread: find the user's INBOX (path checks stat) and snapshot it."""
-        return Maildrop.scan(self.ctx.store.maildir_path(address), self.ctx.sizes)
 
     def _opened(self, drop: Maildrop) -> None:
         if self.closing:

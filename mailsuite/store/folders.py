@@ -20,7 +20,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from zope.interface import implementer
+
 from mailsuite.store import mutf7
+from mailsuite.store.interfaces import IFolders
 from mailsuite.store.safeio import fsync_dir, makedirs_durable, write_file_atomic
 
 SEPARATOR = "/"
@@ -126,6 +129,7 @@ def _lock_for(root: Path) -> threading.Lock:
         return _locks.setdefault(root, threading.Lock())
 
 
+@implementer(IFolders)
 class UserFolders:
     """The folders of one user under the Maildir++ root ``root``."""
 

@@ -26,12 +26,13 @@ from twisted.internet.threads import blockingCallFromThread
 from twisted.mail import imap4
 from zope.interface import implementer
 
-from mailsuite.accounts.cred import IMailUser, MailUser
 from mailsuite.accounts.login import Authenticator
 from mailsuite.accounts.throttle import AuthThrottle
 from mailsuite.config import load_config
 from mailsuite.imap.server import IMAPContext, IMAPFactory, IMAPLimits
-from mailsuite.store.index import FolderIndex, IndexRegistry
+from mailsuite.store.accounts import MaildirAccounts
+from mailsuite.store.index import FolderIndex
+from mailsuite.store.interfaces import IMailAccount
 from mailsuite.store.maildir import MaildirStore
 
 USER, PASSWORD = "bench@example.com", "secret"
@@ -220,8 +221,8 @@ def main() -> None:
         print(f"creating {args.messages} messages in {root} ...")
         make_folder(root, args.messages)
         started = time.perf_counter()
-        registry = IndexRegistry()
-        index = registry.open(root)
+        avatars = MaildirAccounts(store)
+        index = avatars.indexes.open(root)
         index.sync(force=True)
         print(f"first index build: {time.perf_counter() - started:.2f} s")
 
@@ -230,7 +231,7 @@ def main() -> None:
         @implementer(IRealm)
         class Realm:
             def requestAvatar(self, avatar_id, mind, *interfaces):
-                return IMailUser, MailUser(USER), lambda: None
+                return IMailAccount, avatars(USER), lambda: None
 
         ours_ctx = IMAPContext(
             hostname="bench",
@@ -238,7 +239,6 @@ def main() -> None:
             authenticator=Authenticator(Portal(Realm(), [checker]), AuthThrottle(0, 0), 3),
             store=store,
             spool_dir=work / "spool",
-            registry=registry,
         )
         theirs_portal = Portal(TwistedRealm(index), [checker])
         thread = threading.Thread(

@@ -54,8 +54,8 @@ def test_rename_inbox_to_one_of_its_inferiors(suite):
 
 def _bye_then_eof(client: Raw) -> bytes:
     """The unsolicited BYE a session gets when its folder goes, then the end of the stream."""
-    line = client.file.readline()
-    assert client.file.readline() == b""
+    line = client.line()
+    assert client.line() == b""
     return line
 
 
@@ -67,7 +67,7 @@ def test_deleting_a_folder_selected_elsewhere_ends_that_session_with_bye(suite):
     assert victim.command(b"v1 SELECT Work")[-1].startswith(b"v1 OK")
     assert idler.command(b"i1 SELECT Work")[-1].startswith(b"i1 OK")
     idler.send(b"i2 IDLE\r\n")
-    assert idler.file.readline().startswith(b"+")
+    assert idler.line().startswith(b"+")
     assert bystander.command(b"b1 SELECT Other")[-1].startswith(b"b1 OK")
     assert child.command(b"c1 SELECT Parent/child")[-1].startswith(b"c1 OK")
     assert admin.delete("Work")[0] == "OK"
@@ -128,7 +128,7 @@ def test_idle_session_hears_bye_when_another_program_removes_its_folder(suite):
     client = Raw(suite)
     assert client.command(b"v1 SELECT Vanishing")[-1].startswith(b"v1 OK")
     client.send(b"v2 IDLE\r\n")
-    assert client.file.readline().startswith(b"+")
+    assert client.line().startswith(b"+")
     shutil.rmtree(suite.maildir("alice@example.com") / ".Vanishing")
     assert _bye_then_eof(client).startswith(b"* BYE")
 
@@ -138,7 +138,7 @@ def test_a_session_walking_many_folders_leaves_only_recent_indexes_open(suite):
     selected one stays), and their counts are right when asked again."""
     import gc
 
-    registry = suite.service.imap_context.registry
+    registry = suite.service.avatars.indexes
     keep = registry._keep
     client = imap(suite)
     names = [f"f{n}" for n in range(keep + 20)]

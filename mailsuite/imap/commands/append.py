@@ -53,7 +53,7 @@ async def cmd_append(session: Session, tag: str, reader: Reader) -> str:
         raise No("[TRYCREATE] No such folder")
 
     def store():
-        index = session.ctx.registry.open(path)
+        index = session.account.index(path)
         if message.incoming is not None:
             source = message.incoming.finalize()
             try:

@@ -23,8 +23,9 @@ from twisted.logger import Logger
 from mailsuite.accounts.login import LoginAttempts
 from mailsuite.imap.parser import ParseError, resolve_set
 from mailsuite.imap.selection import Selection
-from mailsuite.store.folders import FolderNameError, UserFolders
+from mailsuite.store.folders import FolderNameError
 from mailsuite.store.index import FolderIndex, merge_ranges
+from mailsuite.store.interfaces import IFolders, IMailAccount
 
 log = Logger(namespace="mailsuite.imap")
 
@@ -38,7 +39,8 @@ class Session(Protocol):
     limits: Any  # IMAPLimits
     state: str  # ANY/NONAUTH/AUTH/SELECTED, or "logout"
     user: str | None
-    folders: UserFolders | None
+    account: IMailAccount | None  # the avatar the realm handed over at login
+    folders: IFolders | None
     selected: Selection | None
     condstore: bool
     qresync: bool
@@ -110,7 +112,7 @@ def forget_folders(session: Session, paths: list[Path]) -> None:
     drop their indexes (their children stay unless listed: DELETE keeps them)."""
     session.ctx.hub.gone(paths)
     for path in paths:
-        session.ctx.registry.forget(path)
+        session.account.forget(path)
 
 
 def report_expunged(session: Session, selection: Selection, uids: list[int], modseq: int) -> str:

@@ -54,7 +54,7 @@ async def _copy(
     if not await to_thread(session.folders.exists, name):
         raise No("[TRYCREATE] No such folder")
     try:
-        target = await to_thread(session.ctx.registry.open, path)
+        target = await to_thread(session.account.index, path)
         pairs = await to_thread(selection.index.copy_to, target, uids)
     except FolderGone:  # deleted meanwhile (copies made before that stay)
         raise No("[TRYCREATE] No such folder") from None

@@ -97,8 +97,8 @@ async def _rename_inbox(session: Session, new: str, target: Path) -> str:
         raise No(f"[CANNOT] {exc}") from None
 
     def move():
-        inbox = session.ctx.registry.open(session.folders.root)
-        return inbox.move_all_to(session.ctx.registry.open(target))
+        inbox = session.account.index(session.folders.root)
+        return inbox.move_all_to(session.account.index(target))
 
     if await to_thread(move):
         session.ctx.hub.changed(session.folders.root)
@@ -207,7 +207,7 @@ async def cmd_status(session: Session, tag: str, reader: Reader) -> str:
         raise No("[NONEXISTENT] No such folder")
 
     def status():
-        index = session.ctx.registry.open(path)
+        index = session.account.index(path)
         index.sync()
         return index.status()
 

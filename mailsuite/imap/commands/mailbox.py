@@ -71,7 +71,7 @@ async def _select(session: Session, reader: Reader, readonly: bool) -> str:
     )
 
     def open_folder():
-        index = session.ctx.registry.open(path)
+        index = session.account.index(path)
         index.sync()
         with index.lock:  # one snapshot: no change may fall between these reads
             status = index.status()

@@ -13,9 +13,7 @@ from mailsuite.imap.commands.base import (
     to_thread,
 )
 from mailsuite.imap.parser import ParseError, Reader
-from mailsuite.store.folders import (
-    UserFolders,
-)
+from mailsuite.store.interfaces import IMailAccount
 from mailsuite.wire.session import LineTooLong
 
 log = Logger(namespace="mailsuite.imap")
@@ -100,7 +98,7 @@ async def cmd_authenticate(session: Session, tag: str, reader: Reader) -> str:
 
 
 async def _log_in(session: Session, user: bytes, password: bytes) -> str:
-    result = await session.attempts.login(user, password, session.peer)
+    result = await session.attempts.login(user, password, session.peer, IMailAccount)
     if result.temporary:
         raise No("[UNAVAILABLE] Authentication temporarily unavailable")
     if not result.ok:
@@ -119,12 +117,12 @@ async def _log_in(session: Session, user: bytes, password: bytes) -> str:
         raise No("[LIMIT] Too many connections for this user")
     session.ctx.connections[address] = count + 1
     session.user = address
-    folders = UserFolders(session.ctx.store.maildir_path(address))
+    account = result.avatar
     try:
-        await to_thread(folders.ensure_defaults)
+        await to_thread(lambda: account.folders.ensure_defaults())
     except BaseException:
         session.release_slot()
         raise
-    session.folders, session.state = folders, AUTH
+    session.account, session.folders, session.state = account, account.folders, AUTH
     log.info("imap login client={client} user={user}", client=session.peer, user=address)
     return "OK [CAPABILITY " + " ".join(session.capabilities()) + "] Logged in"

@@ -26,15 +26,19 @@ from array import array
 from pathlib import Path
 from typing import Any
 
+from zope.interface import implementer
+
 from mailsuite.store.index import adding, cache, changes, scan
 from mailsuite.store.index.files import to_crlf
 from mailsuite.store.index.records import Expunged, FolderGone, Record, Status
 from mailsuite.store.index.schema import INDEX_FILE, INSERT_NEW, SCHEMA_VERSION, connect
 from mailsuite.store.index.uidvalidity import UIDVALIDITY_HINT, next_uidvalidity, uidvalidity_mark
+from mailsuite.store.interfaces import IFolderIndex
 from mailsuite.store.names import keyword_flags
 from mailsuite.store.safeio import fsync_dir
 
 
+@implementer(IFolderIndex)
 class FolderIndex:
     """The index of the Maildir folder at ``path`` (which holds tmp/new/cur)."""
 
