@@ -20,22 +20,24 @@ from mailsuite.store.index import FolderGone
 log = Logger(namespace="mailsuite.imap")
 
 
-async def cmd_copy(session: Session, tag: str, reader: Reader, uid_mode: bool) -> str:
+def _arguments(reader: Reader) -> tuple[list, str]:
+    """``<sequence set> <folder>``, the arguments of COPY and MOVE."""
     reader.sp()
     ranges = reader.sequence_set()
     reader.sp()
     name = reader.mailbox()
     reader.end()
+    return ranges, name
+
+
+async def cmd_copy(session: Session, tag: str, reader: Reader, uid_mode: bool) -> str:
+    ranges, name = _arguments(reader)
     code, _pairs = await _copy(session, ranges, name, uid_mode)
     return f"OK {code}COPY completed"
 
 
 async def cmd_move(session: Session, tag: str, reader: Reader, uid_mode: bool) -> str:
-    reader.sp()
-    ranges = reader.sequence_set()
-    reader.sp()
-    name = reader.mailbox()
-    reader.end()
+    ranges, name = _arguments(reader)
     selection = writable(session)
     code, pairs = await _copy(session, ranges, name, uid_mode)
     if code:

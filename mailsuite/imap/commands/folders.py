@@ -107,21 +107,22 @@ async def _rename_inbox(session: Session, new: str, target: Path) -> str:
 
 
 async def cmd_subscribe(session: Session, tag: str, reader: Reader) -> str:
-    reader.sp()
-    name = reader.mailbox()
-    reader.end()
-    folder_path(session, name)
-    await to_thread(session.folders.subscribe, name)
+    await _subscription(session, reader, session.folders.subscribe)
     return "OK SUBSCRIBE completed"
 
 
 async def cmd_unsubscribe(session: Session, tag: str, reader: Reader) -> str:
+    await _subscription(session, reader, session.folders.unsubscribe)
+    return "OK UNSUBSCRIBE completed"
+
+
+async def _subscription(session: Session, reader: Reader, change) -> None:
+    """SUBSCRIBE/UNSUBSCRIBE: any valid name, existing or not (RFC 3501 §6.3.6)."""
     reader.sp()
     name = reader.mailbox()
     reader.end()
     folder_path(session, name)
-    await to_thread(session.folders.unsubscribe, name)
-    return "OK UNSUBSCRIBE completed"
+    await to_thread(change, name)
 
 
 async def cmd_list(session: Session, tag: str, reader: Reader) -> str:
