@@ -13,11 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import PASSWORD
+from support.config import merge, to_toml
 
 from mailsuite.accounts.passwords import hash_password
 from mailsuite.config import Config, load_config
 
-PASSWORD = "correct horse battery staple"
+# The peers' fixtures (zone, start_sink), for every test.
+pytest_plugins = ["support.fixtures"]
+
+SUITE_USERS = ("alice@example.com", "bob@example.com")  # the ``suite`` fixture's, with PASSWORD
 
 TEST_SETTINGS: dict[str, dict[str, object]] = {
     "server": {"hostname": "mx.test.example"},
@@ -34,17 +39,6 @@ TEST_SETTINGS: dict[str, dict[str, object]] = {
     # a real resolver's NXDOMAIN into a bounce while a test inspects the queue.
     "dns": {"nameservers": ["127.0.0.1"], "port": 9, "timeout": 0.5},
 }
-
-
-def to_toml(settings: dict[str, dict[str, object]]) -> str:
-    """Just enough TOML for the test settings (strings, numbers, booleans, lists of strings)."""
-    import json
-
-    lines = []
-    for section, values in settings.items():
-        lines.append(f"[{section}]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
-    return "\n".join(lines) + "\n"
 
 
 class ReactorThread:
@@ -186,19 +180,9 @@ def start_twistd(config: Path, data_dir: Path, cwd: Path) -> subprocess.Popen:
     )
 
 
-def start_suite(
-    reactor_thread: ReactorThread, tmp_path: Path, overrides: dict[str, object] | None = None
-) -> RunningSuite:
-    """Start a server whose settings are TEST_SETTINGS with ``{"section.key": value}`` on top."""
+def start_service(reactor_thread: ReactorThread, config: Config):
+    """Build and start the service for ``config`` in the reactor thread; returns it."""
     from mailsuite.service import make_service
-
-    settings = {section: dict(values) for section, values in TEST_SETTINGS.items()}
-    for dotted, value in (overrides or {}).items():
-        section, key = dotted.split(".")
-        settings.setdefault(section, {})[key] = value
-    config_file = tmp_path / "mailsuite.toml"
-    config_file.write_text(to_toml(settings))
-    config = load_config(config_file, tmp_path / "data")
 
     def start():
         service = make_service(config)
@@ -206,7 +190,17 @@ def start_suite(
         service.startService()
         return service
 
-    return RunningSuite(reactor_thread.call(start), config, reactor_thread)
+    return reactor_thread.call(start)
+
+
+def start_suite(
+    reactor_thread: ReactorThread, tmp_path: Path, overrides: dict[str, object] | None = None
+) -> RunningSuite:
+    """Start a server whose settings are TEST_SETTINGS with ``{"section.key": value}`` on top."""
+    config_file = tmp_path / "mailsuite.toml"
+    config_file.write_text(to_toml(merge(TEST_SETTINGS, overrides or {})))
+    config = load_config(config_file, tmp_path / "data")
+    return RunningSuite(start_service(reactor_thread, config), config, reactor_thread)
 
 
 @pytest.fixture
@@ -227,7 +221,7 @@ def make_suite(reactor_thread, tmp_path):
 @pytest.fixture
 def suite(reactor_thread, tmp_path) -> Iterator[RunningSuite]:
     running = start_suite(reactor_thread, tmp_path)
-    running.add_user("alice@example.com")
-    running.add_user("bob@example.com")
+    for user in SUITE_USERS:
+        running.add_user(user)
     yield running
     reactor_thread.call(running.service.stopService)

@@ -7,8 +7,6 @@ where that recipient's mail lands so the bench can check what really arrived.
 
 from __future__ import annotations
 
-import os
-import pwd
 import signal
 import socket
 import ssl
@@ -18,34 +16,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from postfix_instance import PostfixInstance, smtpd
+
 DOMAIN = "bench.example"
 USER = "bench"
 RECIPIENT = f"{USER}@{DOMAIN}"
 PASSWORD = "bench-password-1"
 HERE = Path(__file__).resolve().parent
-
-POSTFIX_MASTER = "/usr/lib/postfix/sbin/master"
-POSTFIX_SERVICES = """\
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-virtual   unix  -       n       n       -       -       virtual
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -165,7 +142,7 @@ class MailsuitePeer(Peer):
 
 
 class PostfixPeer(Peer):
-    """A private Postfix (own config and queue directories) delivering with virtual(8) into a
+    """A private Postfix (postfix_instance.py) delivering with virtual(8) into a
     Maildir, with a submission service that authenticates through a private Dovecot's auth
     socket (Postfix has no SASL of its own)."""
 
@@ -182,71 +159,45 @@ class PostfixPeer(Peer):
         return [p.pid for p in wanted if p is not None and p.poll() is None]
 
     def start(self) -> None:
-        owner = pwd.getpwnam("postfix")
-        conf, queue, data, mail = (self.work / d for d in ("conf", "queue", "data", "mail"))
-        for directory in (conf, queue, data, mail):
-            directory.mkdir(parents=True, exist_ok=True)
-        for directory in (data, mail):
-            os.chown(directory, owner.pw_uid, owner.pw_gid)
         auth_socket = self._start_dovecot()
         self.ports = {"mx": free_port(), "submission": free_port()}
-        (conf / "vmailbox").write_text(f"{RECIPIENT} {DOMAIN}/{USER}/\n")
+        conf = self.work / "conf"
+        conf.mkdir(parents=True, exist_ok=True)
         (conf / "logins").write_text(f"{RECIPIENT} {RECIPIENT}\n")
-        (conf / "main.cf").write_text(
-            f"""\
-compatibility_level = 3.6
-queue_directory = {queue}
-data_directory = {data}
-mail_owner = postfix
-setgid_group = postdrop
-maillog_file = {self.work}/maillog
-maillog_file_prefixes = {self.work}
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = postfix.{DOMAIN}
-mydomain = {DOMAIN}
-myorigin = $myhostname
-mydestination =
-local_recipient_maps =
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-virtual_mailbox_domains = {DOMAIN}
-virtual_mailbox_base = {mail}
-virtual_mailbox_maps = texthash:{conf}/vmailbox
-virtual_uid_maps = static:{owner.pw_uid}
-virtual_gid_maps = static:{owner.pw_gid}
-virtual_minimum_uid = {min(owner.pw_uid, 100)}
-smtpd_tls_cert_file = {self.cert}
-smtpd_tls_key_file = {self.key}
-smtpd_tls_security_level = may
-smtpd_tls_auth_only = yes
-smtpd_sender_login_maps = texthash:{conf}/logins
-biff = no
-"""
+        instance = PostfixInstance(
+            self.work,
+            hostname=f"postfix.{DOMAIN}",
+            domain=DOMAIN,
+            cert=self.cert,
+            key=self.key,
+            mailboxes={RECIPIENT: f"{DOMAIN}/{USER}/"},
+            listeners=[
+                smtpd(f"127.0.0.1:{self.ports['mx']}"),
+                smtpd(
+                    f"127.0.0.1:{self.ports['submission']}",
+                    "syslog_name=postfix/submission",
+                    "smtpd_tls_security_level=encrypt",
+                    "smtpd_sasl_auth_enable=yes",
+                    "smtpd_sasl_type=dovecot",
+                    f"smtpd_sasl_path={auth_socket}",
+                    "smtpd_client_restrictions=permit_sasl_authenticated,reject",
+                    "smtpd_sender_restrictions=reject_sender_login_mismatch",
+                    "smtpd_relay_restrictions=permit_sasl_authenticated,reject",
+                ),
+            ],
+            settings={
+                "myorigin": "$myhostname",
+                "local_recipient_maps": "",
+                "smtpd_tls_auth_only": "yes",
+                "smtpd_sender_login_maps": f"texthash:{conf}/logins",
+            },
         )
-        (conf / "master.cf").write_text(
-            f"127.0.0.1:{self.ports['mx']} inet n - n - - smtpd\n"
-            f"127.0.0.1:{self.ports['submission']} inet n - n - - smtpd\n"
-            "  -o syslog_name=postfix/submission\n"
-            "  -o smtpd_tls_security_level=encrypt\n"
-            "  -o smtpd_sasl_auth_enable=yes\n"
-            "  -o smtpd_sasl_type=dovecot\n"
-            f"  -o smtpd_sasl_path={auth_socket}\n"
-            "  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n"
-            "  -o smtpd_sender_restrictions=reject_sender_login_mismatch\n"
-            "  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject\n" + POSTFIX_SERVICES
-        )
-        # `postfix check` creates the queue directory tree with Postfix's own owners and modes.
-        subprocess.run(
-            ["postfix", "-c", str(conf), "check"], check=True, capture_output=True, timeout=60
-        )
-        # A session of its own: on SIGTERM the master kills its process group, not ours.
-        self.master = self.spawn(
-            [POSTFIX_MASTER, "-c", str(conf), "-d"], "master.out", start_new_session=True
-        )
+        instance.configure()
+        self.master = instance.start(self.work / "master.out")
+        self.processes.append(self.master)
         wait_for_banner(self.ports["mx"], self.master)
         wait_for_banner(self.ports["submission"], self.master)
-        self.maildir = mail / DOMAIN / USER
+        self.maildir = instance.maildir(RECIPIENT)
 
     def _start_dovecot(self) -> Path:
         """Dovecot with no mail protocols: only its auth service, for Postfix's SASL."""

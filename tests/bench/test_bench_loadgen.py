@@ -4,26 +4,11 @@ counts as accepted must really be in the recipient's Maildir (no timing assertio
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
+import loadgen  # scripts/bench, on pytest's pythonpath
+import report
 from conftest import PASSWORD
-
-BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while decorating
-    spec.loader.exec_module(module)
-    return module
-
-
-loadgen = _load("loadgen")
-report = _load("report")
 
 
 def _spec(suite, role: str = "smtp", **fields) -> object:

@@ -3,28 +3,13 @@ clients report having received must match what the generator wrote (no timing as
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
+import imap_load  # scripts/bench, on pytest's pythonpath
+import mailbox_gen
+import pop3_load
+import report
 from conftest import PASSWORD
 
-BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench"
-if str(BENCH) not in sys.path:
-    sys.path.append(str(BENCH))  # the bench modules import each other by plain name
-
-import imap_load  # noqa: E402
-import mailbox_gen  # noqa: E402
-import pop3_load  # noqa: E402
-
 USER = "reader@example.com"
-
-
-def _report():
-    spec = importlib.util.spec_from_file_location("bench_report_mailbox", BENCH / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_imap_and_pop3_clients_receive_the_generated_folder(suite, tmp_path):
@@ -60,7 +45,6 @@ def test_imap_and_pop3_clients_receive_the_generated_folder(suite, tmp_path):
 
 def test_sequence_sets_and_time_ratios():
     assert imap_load.sequence_set([7, 1, 2, 3, 9, 10]) == b"1:3,7,9:10"
-    report = _report()
 
     def run(peer, elapsed, rss=50.0):
         return {

@@ -17,18 +17,13 @@ from pathlib import Path
 
 import pytest
 from conftest import TWISTD, start_twistd
+from support.net import free_port
 
 from mailsuite.store.journal import DeliveryJournal
 from mailsuite.store.maildir import MaildirStore
 
 PASSWORD = "s3cret-pass"
 # The twistd script installed next to this interpreter: what an operator runs.
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port: int, process: subprocess.Popen, deadline: float = 30.0) -> None:

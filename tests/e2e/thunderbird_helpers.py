@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from test_e2e_twistd import ServerProcess, free_port
+from support.net import free_port
+from test_e2e_twistd import ServerProcess
 
 ROLES = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
 # nsMsgSocketType values ("Connection security" in the account settings).

@@ -1,12 +1,12 @@
-"""Shared helpers for the IMAP tests: log in with imaplib or imapclient over STARTTLS/TLS."""
+"""Shared helpers for the IMAP tests: log in with imaplib or imapclient over STARTTLS/TLS, or
+with a raw client (``Raw``); deliver a message over SMTP."""
 
 from __future__ import annotations
 
 import imaplib
-import socket
-import ssl
 
-from conftest import PASSWORD
+from support import PASSWORD
+from support.wire import RawClient
 
 
 def imap(suite, user: str | None = "alice@example.com", password: str = PASSWORD):
@@ -54,40 +54,14 @@ def deliver(
         client.sendmail(sender, [to], message.encode("utf-8"))
 
 
-class Raw:
-    """A line-level IMAP client over implicit TLS, for input imaplib refuses to send."""
+class Raw(RawClient):
+    """A RawClient of the IMAP role over implicit TLS (imaps), past the greeting, logged in as
+    alice unless ``login`` is false."""
 
     def __init__(self, suite, login: bool = True) -> None:
-        raw = socket.create_connection(("127.0.0.1", suite.port("imaps")), timeout=10)
-        self.sock = suite.tls_context().wrap_socket(raw, server_hostname="mx.test.example")
-        self.file = self.sock.makefile("rb")
-        assert self.file.readline().startswith(b"* OK")
+        super().__init__(suite.port("imaps"), suite.tls_context())
+        assert self.line().startswith(b"* OK")
         if login:
             assert self.command(b"l LOGIN alice@example.com " + f'"{PASSWORD}"'.encode())[
                 -1
             ].startswith(b"l OK")
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def command(self, line: bytes) -> list[bytes]:
-        tag = line.split(b" ", 1)[0]
-        self.send(line + b"\r\n")
-        return self.until(tag)
-
-    def until(self, tag: bytes) -> list[bytes]:
-        lines = []
-        while True:
-            line = self.file.readline()
-            assert line, lines
-            lines.append(line)
-            if line.startswith(tag + b" "):
-                return lines
-
-    def close(self) -> None:
-        """Close the connection (the socket's reader holds it open until it is closed too)."""
-        for closable in (self.file, self.sock):
-            try:
-                closable.close()
-            except (OSError, ssl.SSLError):
-                pass

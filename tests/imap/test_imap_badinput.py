@@ -22,14 +22,14 @@ def test_syntax_errors_and_unknown_commands_get_bad_and_session_continues(suite)
 def test_absurd_literal_is_refused_without_reading_it(suite):
     client = Raw(suite)
     client.send(b"b1 APPEND INBOX {4294967295}\r\n")
-    reply = client.file.readline()
+    reply = client.line()
     assert reply.startswith(b"b1 NO [TOOBIG]")
     client.send(b"b2 LOGIN {4294967295}\r\n")
-    assert client.file.readline().startswith(b"b2 BAD")
+    assert client.line().startswith(b"b2 BAD")
     assert client.command(b"b3 NOOP")[-1].startswith(b"b3 OK")
     # A non-synchronising one over the limit ends the session (the bytes would follow).
     client.send(b"b4 APPEND INBOX {4294967295+}\r\n")
-    assert client.file.readline().startswith(b"b4 NO [TOOBIG]")
+    assert client.line().startswith(b"b4 NO [TOOBIG]")
     client.close()
     # The server keeps serving others.
     other = imap(suite)
@@ -41,7 +41,7 @@ def test_append_over_limit_is_toobig_and_stores_nothing(suite):
     client = Raw(suite)
     size = 1_000_001  # limits.message_size in the test settings is 1,000,000
     client.send(b"c1 APPEND INBOX {%d}\r\n" % size)
-    assert client.file.readline().startswith(b"c1 NO [TOOBIG]")
+    assert client.line().startswith(b"c1 NO [TOOBIG]")
     assert client.command(b"c2 STATUS INBOX (MESSAGES)")[0].endswith(b" (MESSAGES 0)\r\n")
     client.close()
 
@@ -54,11 +54,11 @@ def test_literal_plus_and_long_lines(suite):
     # Overlong: answered with its tag (a client waiting for d2 would hang on an untagged BAD),
     # and the rest of the line is never read as commands.
     client.send(b"d2 NOOP " + b"x" * 70000 + b"\r\n")
-    assert client.file.readline() == b"d2 BAD Command line too long\r\n"
+    assert client.line() == b"d2 BAD Command line too long\r\n"
     assert client.command(b"d3 NOOP")[-1].startswith(b"d3 OK")
     # The same when the line has not even ended yet (the limit is reached mid-line).
     client.send(b"d4 NOOP " + b"y" * 70000)
-    assert client.file.readline() == b"d4 BAD Command line too long\r\n"
+    assert client.line() == b"d4 BAD Command line too long\r\n"
     client.send(b"d5 NOOP\r\nd6 NOOP\r\n")  # "d5 NOOP" ends the overlong line: skipped
     assert client.until(b"d6")[-1].startswith(b"d6 OK")
     client.close()

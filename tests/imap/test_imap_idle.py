@@ -18,7 +18,7 @@ def _idle(suite, tag: bytes) -> Raw:
     client = Raw(suite)
     assert client.command(tag + b"s SELECT INBOX")[-1].startswith(tag + b"s OK")
     client.send(tag + b" IDLE\r\n")
-    assert client.file.readline().startswith(b"+")
+    assert client.line().startswith(b"+")
     return client
 
 
@@ -38,7 +38,7 @@ def test_fifty_idle_sessions_share_one_poller_and_all_hear_one_delivery(make_sui
         assert _polled(suite) == {inbox.name: SESSIONS}
         deliver(suite, subject="to everyone")
         for client in clients:
-            assert client.file.readline() == b"* 1 EXISTS\r\n"
+            assert client.line() == b"* 1 EXISTS\r\n"
         for client, tag in zip(clients, tags, strict=True):
             assert _done(client, tag)[-1].startswith(tag + b" OK")
         assert _polled(suite) == {}
@@ -52,8 +52,8 @@ def test_files_dropped_in_by_another_program_wake_idle_sessions(suite):
     new = suite.maildir("alice@example.com") / "new"
     (new / "tmpname").write_bytes(b"Subject: outside\r\n\r\nbody\r\n")
     (new / "tmpname").rename(new / "1700000000.outside.host")
-    assert first.file.readline() == b"* 1 EXISTS\r\n"
-    assert second.file.readline() == b"* 1 EXISTS\r\n"
+    assert first.line() == b"* 1 EXISTS\r\n"
+    assert second.line() == b"* 1 EXISTS\r\n"
     assert _done(first, b"a")[-1].startswith(b"a OK")
     assert _polled(suite) == {suite.maildir("alice@example.com").name: 1}
     assert _done(second, b"b")[-1].startswith(b"b OK")

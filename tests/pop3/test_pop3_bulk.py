@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from pop3util import ALICE, maildir_files, pop3s, put_message
+from pop3util import ALICE, pop3s
+from support.maildir import maildir_files, put_message
 
 COUNT = 1000
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from conftest import PASSWORD
-from pop3util import ALICE, maildir_files, put_message
+from pop3util import ALICE
+from support.maildir import maildir_files, put_message
 
 FIRST = b"From: bob@example.com\r\nSubject: first\r\n\r\n.leading dot\r\nbody one\r\n"
 SECOND = b"From: bob@example.com\r\nSubject: second\r\n\r\nbody two\r\n"

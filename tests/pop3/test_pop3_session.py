@@ -8,14 +8,14 @@ import pytest
 from conftest import PASSWORD
 from pop3util import (
     ALICE,
-    RawSession,
     auth_plain,
-    maildir_files,
     pop3_stls,
     pop3s,
-    put_message,
+    raw_login,
+    raw_pop3,
     wait_unlocked,
 )
+from support.maildir import maildir_files, put_message
 
 from mailsuite.store.maildrop import Maildrop, WireSizeCache
 
@@ -76,7 +76,7 @@ def test_pop3s_leave_on_server_uidl_stable(suite):
 
 def test_plaintext_authentication_refused_before_stls(suite):
     put_message(suite, ALICE, HELLO)
-    session = RawSession.connect(suite, "pop3")
+    session = raw_pop3(suite, "pop3")
     session.send(b"USER alice@example.com\r\n")
     assert session.line() == b"-ERR Authentication requires TLS: send STLS first\r\n"
     session.send(b"PASS " + PASSWORD.encode() + b"\r\n")
@@ -88,15 +88,19 @@ def test_plaintext_authentication_refused_before_stls(suite):
     assert session.multiline() == []  # no mechanism offered in plaintext
     session.send(b"STAT\r\n")
     assert session.line() == b"-ERR STAT not valid in the AUTHORIZATION state\r\n"
-    session.starttls(suite)
-    assert session.login().startswith(b"+OK Logged in, maildrop has 1 messages")
+    session.send(b"STLS\r\n")
+    assert session.line().startswith(b"+OK")
+    session.starttls(suite.tls_context())
+    assert raw_login(session).startswith(b"+OK Logged in, maildrop has 1 messages")
     session.close()
 
 
 def test_stls_discards_commands_pipelined_in_plaintext(suite):
-    session = RawSession.connect(suite, "pop3")
+    session = raw_pop3(suite, "pop3")
     # An attacker in the middle appends QUIT after STLS: it must not run inside TLS.
-    session.starttls(suite, pipelined=b"QUIT\r\n")
+    session.send(b"STLS\r\nQUIT\r\n")
+    assert session.line().startswith(b"+OK")
+    session.starttls(suite.tls_context())
     session.send(b"CAPA\r\n")
     assert session.line() == b"+OK Capability list follows\r\n"
     assert b"USER\r\n" in session.multiline()
@@ -119,10 +123,11 @@ def test_auth_plain_initial_response_and_failures(suite):
 
 
 def test_too_many_failed_logins_close_the_session(suite):
-    session = RawSession.connect(suite)
+    session = raw_pop3(suite)
     for _ in range(2):
-        assert session.login(password="nope") == b"-ERR [AUTH] Invalid user name or password\r\n"
-    assert session.login(password="nope") == (
+        reply = raw_login(session, password="nope")
+        assert reply == b"-ERR [AUTH] Invalid user name or password\r\n"
+    assert raw_login(session, password="nope") == (
         b"-ERR [AUTH] Too many failed authentication attempts\r\n"
     )
     assert session.line() == b""  # closed
@@ -146,8 +151,8 @@ def test_second_session_gets_in_use(suite):
 
 def test_dropped_connection_deletes_nothing(suite):
     put_message(suite, ALICE, HELLO)
-    session = RawSession.connect(suite)
-    assert session.login().startswith(b"+OK")
+    session = raw_pop3(suite)
+    assert raw_login(session).startswith(b"+OK")
     session.send(b"DELE 1\r\n")
     assert session.line().startswith(b"+OK")
     session.close()  # no QUIT
@@ -195,8 +200,8 @@ def test_byte_stuffing_round_trip(suite):
     message = filler + body
     assert message[65536:65537] == b"."
     put_message(suite, ALICE, message)
-    session = RawSession.connect(suite)
-    session.login()
+    session = raw_pop3(suite)
+    raw_login(session)
     session.send(b"RETR 1\r\n")
     assert session.line() == b"+OK %d octets\r\n" % len(message)
     raw = b"".join(session.multiline())
@@ -255,8 +260,8 @@ def test_new_mail_waits_for_the_next_session(suite):
 
 def test_bad_input_gets_err_and_the_session_continues(suite):
     put_message(suite, ALICE, HELLO)
-    session = RawSession.connect(suite)
-    session.login()
+    session = raw_pop3(suite)
+    raw_login(session)
     exchanges = [
         (b"FROB\r\n", b"-ERR Unknown command\r\n"),
         (b"\r\n", b"-ERR Empty command\r\n"),
@@ -277,7 +282,7 @@ def test_bad_input_gets_err_and_the_session_continues(suite):
 
 def test_too_many_errors_close_the_session(make_suite):
     suite = make_suite({"limits.bad_commands": 3})
-    session = RawSession.connect(suite)
+    session = raw_pop3(suite)
     session.send(b"FROB\r\nFROB\r\nFROB\r\nNOOP\r\n")
     assert session.line() == b"-ERR Unknown command\r\n"
     assert session.line() == b"-ERR Unknown command\r\n"
@@ -290,7 +295,7 @@ def test_pipelined_commands_answered_in_order(suite):
     put_message(suite, ALICE, HELLO)
     two = b"Subject: two\r\n\r\nbody two\r\n"
     put_message(suite, ALICE, two)
-    session = RawSession.connect(suite)
+    session = raw_pop3(suite)
     session.send(
         b"USER alice@example.com\r\nPASS " + PASSWORD.encode() + b"\r\nSTAT\r\nRETR 1\r\n"
         b"TOP 2 0\r\nDELE 2\r\nUIDL\r\nLIST\r\nQUIT\r\n"
@@ -406,8 +411,8 @@ def test_connection_dropped_during_retr(suite):
     big = b"Subject: big\r\n\r\n" + b"z" * 998 + b"\r\n"
     big = big * 4000  # about 4 MB: far more than the socket buffers hold
     put_message(suite, ALICE, big)
-    session = RawSession.connect(suite)
-    session.login()
+    session = raw_pop3(suite)
+    raw_login(session)
     session.send(b"RETR 1\r\n")
     assert session.line() == b"+OK %d octets\r\n" % len(big)
     session.close()  # mid-transfer

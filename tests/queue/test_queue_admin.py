@@ -9,7 +9,10 @@ import time
 
 import pytest
 from conftest import cli_fails, cli_ok
-from queue_helpers import PASSWORD, SinkBehaviour, parse_report, wait_until
+from queue_helpers import parse_report
+from support import PASSWORD
+from support.sink import SinkBehaviour
+from support.wait import wait_until
 
 from mailsuite.accounts.database import SQLiteUserDatabase
 from mailsuite.accounts.passwords import hash_password
@@ -17,7 +20,7 @@ from mailsuite.admin.cli import main
 from mailsuite.queue.entry import Outcome, QueueEntry, RetryPolicy
 from mailsuite.queue.spool import QueueSpool
 
-pytest_plugins = ["queue_fixtures"]  # fixtures: zone, start_sink, start_instance
+pytest_plugins = ["queue_fixtures"]  # start_instance (zone, start_sink: support.fixtures)
 
 
 BODY = b"From: alice@a.test\r\nSubject: queued mail\r\n\r\nhello\r\n"

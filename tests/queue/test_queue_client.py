@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from queue_helpers import SinkBehaviour, tls_server, wait_until
+from support.sink import SinkBehaviour, tls_server
+from support.wait import wait_until
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.protocol import Factory, Protocol
 
@@ -12,8 +13,6 @@ from mailsuite.queue.client import Timeouts
 from mailsuite.queue.message import inspect_message
 from mailsuite.queue.routing import DNSResolver, RoutingTable
 from mailsuite.queue.transport import Attempt, DeliveryAgent, DeliveryRequest
-
-pytest_plugins = ["queue_fixtures"]  # fixtures: zone, start_sink, start_instance
 
 FAST = Timeouts(connect=2, greeting=2, command=2, data_init=2, data_block=2, data_end=2)
 BODY = b"Subject: test\r\n\r\n.\r\n..two dots\r\nend\r\n"

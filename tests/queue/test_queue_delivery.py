@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from queue_helpers import SinkBehaviour, free_port, parse_report, tls_server, wait_until
+from queue_helpers import parse_report
+from support.net import free_port
+from support.sink import SinkBehaviour, tls_server
+from support.wait import wait_until
 
-pytest_plugins = ["queue_fixtures"]  # fixtures: zone, start_sink, start_instance
+pytest_plugins = ["queue_fixtures"]  # start_instance (zone, start_sink: support.fixtures)
 
 BODY = b"From: alice@a.test\r\nTo: bob@b.test\r\nSubject: hello\r\n\r\n.leading dot\r\nbye\r\n"
 

@@ -11,20 +11,15 @@ import subprocess
 from pathlib import Path
 
 from conftest import start_twistd
-from queue_helpers import (
-    PASSWORD,
-    SinkBehaviour,
-    free_port,
-    instance_settings,
-    merge,
-    to_toml,
-    wait_until,
-)
+from queue_helpers import instance_settings
+from support import PASSWORD
+from support.config import merge, to_toml
+from support.net import free_port
+from support.sink import SinkBehaviour
+from support.wait import wait_until
 
 from mailsuite.accounts.database import SQLiteUserDatabase
 from mailsuite.accounts.passwords import hash_password
-
-pytest_plugins = ["queue_fixtures"]  # fixtures: zone, start_sink, start_instance
 
 
 class Server:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from queue_helpers import free_port
+from support.net import free_port
 from twisted.names import dns
 
 from mailsuite.config import ListenAddress
@@ -17,8 +17,6 @@ from mailsuite.queue.routing import (
     RouteError,
     RoutingTable,
 )
-
-pytest_plugins = ["queue_fixtures"]  # fixtures: zone, start_sink, start_instance
 
 
 @pytest.fixture

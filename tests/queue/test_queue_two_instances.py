@@ -4,9 +4,10 @@ the answer comes back the same way."""
 
 from __future__ import annotations
 
-from queue_helpers import free_port, wait_until
+from support.net import free_port
+from support.wait import wait_until
 
-pytest_plugins = ["queue_fixtures"]  # fixtures: zone, start_sink, start_instance
+pytest_plugins = ["queue_fixtures"]  # start_instance (zone, start_sink: support.fixtures)
 
 
 def test_mail_and_reply_between_two_instances(zone, start_instance):

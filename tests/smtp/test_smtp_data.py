@@ -4,35 +4,7 @@ import socket
 import ssl
 
 import pytest
-
-
-class RawClient:
-    """A byte-level SMTP client: sends exactly what the test says and reads reply lines."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.file = self.sock.makefile("rb")
-        assert self.reply()[0] == 220
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def reply(self) -> tuple[int, list[bytes]]:
-        lines = []
-        while True:
-            line = self.file.readline()
-            if not line:
-                raise ConnectionError("closed")
-            lines.append(line.rstrip(b"\r\n"))
-            if line[3:4] != b"-":
-                return int(line[:3]), lines
-
-    def replies(self, count: int) -> list[int]:
-        return [self.reply()[0] for _ in range(count)]
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
+from support.wire import RawClient
 
 
 @pytest.fixture
@@ -40,7 +12,8 @@ def raw(suite):
     clients = []
 
     def connect(role="smtp"):
-        client = RawClient(suite.port(role))
+        client = RawClient.connect(suite, role)
+        assert client.reply()[0] == 220
         clients.append(client)
         return client
 
@@ -114,16 +87,13 @@ def test_command_injected_before_starttls_is_not_executed(suite, raw):
     assert client.reply()[0] == 250
     client.send(b"STARTTLS\r\nMAIL FROM:<injected@x.example>\r\n")
     assert client.reply()[0] == 220
-    context = suite.tls_context()
-    tls = context.wrap_socket(client.sock, server_hostname="127.0.0.1")
-    reader = tls.makefile("rb")
-    tls.sendall(b"NOOP\r\n")
+    client.starttls(suite.tls_context())
+    client.send(b"NOOP\r\n")
     # Had the injected MAIL run after the handshake, its reply would come first.
-    first = reader.readline()
+    first = client.line()
     assert first.startswith(b"250 2.0.0"), first
-    tls.sendall(b"MAIL FROM:<alice@example.com>\r\n")
-    assert reader.readline().startswith(b"503 5.5.1")  # EHLO is required again after TLS
-    tls.close()
+    client.send(b"MAIL FROM:<alice@example.com>\r\n")
+    assert client.line().startswith(b"503 5.5.1")  # EHLO is required again after TLS
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # TLS 1.0/1.1 on purpose

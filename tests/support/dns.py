@@ -1,0 +1,76 @@
+"""A fake DNS zone: an authoritative server (twisted.names, UDP and TCP on one port of
+127.0.0.1) serving MX/A records, null MX, NXDOMAIN and SERVFAIL from a dict the test fills in.
+Started and stopped in the shared reactor thread (the ``zone`` fixture of support.fixtures)."""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.names import common, dns, server
+
+
+class _ZoneResolver(common.ResolverBase):
+    def __init__(self, zone: FakeZone) -> None:
+        super().__init__()
+        self.zone = zone
+
+    def _lookup(self, name, cls, type, timeout):  # noqa: A002 - twisted's signature
+        key = name.decode().lower().rstrip(".")
+        self.zone.queries.append((key, dns.QUERY_TYPES.get(type, type)))
+        if key in self.zone.servfail:
+            return defer.fail(RuntimeError(f"SERVFAIL for {key}"))
+        if key not in self.zone.records:
+            return defer.fail(dns.AuthoritativeDomainError(name))
+        answers = [
+            dns.RRHeader(name, record.TYPE, dns.IN, 60, record, auth=True)
+            for record in self.zone.records[key]
+            if record.TYPE == type
+        ]
+        return defer.succeed((answers, [], []))
+
+
+class _TruncatingDatagramProtocol(dns.DNSDatagramProtocol):
+    """Classic DNS over UDP: answers over 512 bytes are truncated, so resolvers retry over TCP."""
+
+    def writeMessage(self, message, address):
+        message.maxSize = 512
+        super().writeMessage(message, address)
+
+
+class FakeZone:
+    """Records by lower-case name; a name absent from ``records`` is NXDOMAIN."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, list] = {}
+        self.servfail: set[str] = set()
+        self.queries: list[tuple[str, str]] = []
+        self.port = 0
+        self._ports: list = []
+
+    def add(self, name: str, *records) -> None:
+        self.records.setdefault(name.lower(), []).extend(records)
+
+    def mx(self, domain: str, *hosts: tuple[int, str]) -> None:
+        self.add(domain, *(dns.Record_MX(pref, host.encode()) for pref, host in hosts))
+
+    def a(self, host: str, *addresses: str) -> None:
+        self.add(host, *(dns.Record_A(address) for address in addresses))
+
+    def null_mx(self, domain: str) -> None:
+        self.add(domain, dns.Record_MX(0, b""))
+
+    def start(self, reactor) -> None:
+        factory = server.DNSServerFactory(authorities=[_ZoneResolver(self)])
+        for _ in range(20):
+            udp = reactor.listenUDP(0, _TruncatingDatagramProtocol(factory), interface="127.0.0.1")
+            port = udp.getHost().port
+            try:
+                tcp = reactor.listenTCP(port, factory, interface="127.0.0.1")
+            except Exception:
+                udp.stopListening()
+                continue
+            self.port, self._ports = port, [udp, tcp]
+            return
+        raise RuntimeError("no free port for the fake DNS server")
+
+    def stop(self):
+        return defer.gatherResults([p.stopListening() for p in self._ports])
