@@ -33,18 +33,6 @@ def _changes_by_another_session(suite) -> None:
     deliver(suite, subject="new")
 
 
-def test_qresync_is_refused_until_enabled(suite):
-    deliver(suite)
-    client = Raw(suite)
-    assert b" QRESYNC" in client.command(b"c CAPABILITY")[0]
-    reply = client.command(b"s1 SELECT INBOX (QRESYNC (1 1))")
-    assert reply[-1].startswith(b"s1 BAD")
-    assert client.command(b"s2 SELECT INBOX")[-1].startswith(b"s2 OK")
-    reply = client.command(b"f1 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)")
-    assert len(reply) == 1 and reply[0].startswith(b"f1 BAD")
-    client.close()
-
-
 def test_reconnecting_client_learns_expunges_and_flag_changes_at_select(suite):
     for i in range(5):
         deliver(suite, subject=f"m{i}")

@@ -1,4 +1,5 @@
-"""DATA over raw sockets: smuggling, dot-stuffing, pipelining, STARTTLS injection."""
+"""DATA over raw sockets: smuggling, dot-stuffing, long lines, big messages; TLS versions.
+(Pipelining and STARTTLS injection are transcripts: tests/scenarios/smtp.)"""
 
 import socket
 import ssl
@@ -56,44 +57,6 @@ def test_dot_stuffing_round_trips_byte_exact(suite):
         client.sendmail("x@remote.example", ["alice@example.com"], body, ["BODY=8BITMIME"])
     [stored] = suite.messages("alice@example.com")
     assert stored.endswith(body)
-
-
-def test_pipelined_transaction_replies_in_order(suite, raw):
-    client = raw()
-    client.send(
-        b"EHLO client.test\r\n"
-        b"MAIL FROM:<x@remote.example>\r\n"
-        b"RCPT TO:<alice@example.com>\r\n"
-        b"RCPT TO:<nobody@example.com>\r\n"
-        b"RCPT TO:<far@elsewhere.example>\r\n"
-        b"RCPT TO:<bob@example.com>\r\n"
-        b"DATA\r\n"
-    )
-    assert client.replies(7) == [250, 250, 250, 550, 554, 250, 354]
-    client.send(
-        b"Subject: p1\r\n\r\none\r\n.\r\n"
-        b"MAIL FROM:<y@remote.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n"
-    )
-    assert client.replies(4) == [250, 250, 250, 354]
-    client.send(b"Subject: p2\r\n\r\ntwo\r\n.\r\nQUIT\r\n")
-    assert client.replies(2) == [250, 221]
-    assert len(suite.messages("alice@example.com")) == 2
-    assert len(suite.messages("bob@example.com")) == 1
-
-
-def test_command_injected_before_starttls_is_not_executed(suite, raw):
-    client = raw("submission")
-    client.send(b"EHLO client.test\r\n")
-    assert client.reply()[0] == 250
-    client.send(b"STARTTLS\r\nMAIL FROM:<injected@x.example>\r\n")
-    assert client.reply()[0] == 220
-    client.starttls(suite.tls_context())
-    client.send(b"NOOP\r\n")
-    # Had the injected MAIL run after the handshake, its reply would come first.
-    first = client.line()
-    assert first.startswith(b"250 2.0.0"), first
-    client.send(b"MAIL FROM:<alice@example.com>\r\n")
-    assert client.line().startswith(b"503 5.5.1")  # EHLO is required again after TLS
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # TLS 1.0/1.1 on purpose
