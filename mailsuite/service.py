@@ -18,15 +18,20 @@ from twisted.python.threadpool import ThreadPool
 from mailsuite.accounts.cred import make_portal
 from mailsuite.accounts.database import SQLiteUserDatabase
 from mailsuite.accounts.login import Authenticator
+from mailsuite.accounts.memory import use_one_malloc_arena
 from mailsuite.accounts.service import AccountService
 from mailsuite.accounts.throttle import AuthThrottle
 from mailsuite.config import Config, ListenAddress
 from mailsuite.imap.server import IMAPContext, IMAPFactory, IMAPLimits
-from mailsuite.memory import use_one_malloc_arena
 from mailsuite.pop3.server import POP3Context, POP3Factory
-from mailsuite.privileges import hand_over
 from mailsuite.queue.scheduler import make_scheduler
 from mailsuite.queue.spool import QueueSpool
+from mailsuite.runtime.privileges import hand_over
+from mailsuite.runtime.tls import (
+    certificate_fingerprint,
+    ensure_certificate,
+    server_context_factory,
+)
 from mailsuite.smtp.delivery import MessageRouter
 from mailsuite.smtp.policy import SUBMISSION, SUBMISSIONS, RolePolicy, mx_policy
 from mailsuite.smtp.server import ESMTPFactory, Limits, SMTPContext
@@ -35,7 +40,6 @@ from mailsuite.store.incoming import clean_spool
 from mailsuite.store.interfaces import IMailAccount, IMaildropAccount
 from mailsuite.store.journal import DeliveryJournal
 from mailsuite.store.maildir import MaildirStore
-from mailsuite.tls import certificate_fingerprint, ensure_certificate, server_context_factory
 
 log = Logger(namespace="mailsuite")
 
@@ -98,7 +102,7 @@ class Foundations:
 def prepare(config: Config) -> Foundations:
     """The start-up I/O, done once before ``MailSuite`` wires the objects (its constructor
     does none): the data directory, the certificate, the user database, and the one malloc
-    arena, set before any pool thread exists (see mailsuite/memory.py)."""
+    arena, set before any pool thread exists (see mailsuite/accounts/memory.py)."""
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     cert, key = ensure_certificate(
         config.tls.cert_file, config.tls.key_file, config.tls_dir, config.hostname

@@ -37,9 +37,9 @@ class MailsuiteServiceMaker:
 
     def makeService(self, options: Options):
         from mailsuite.config import ConfigError, load_config
-        from mailsuite.privileges import switch_target
+        from mailsuite.runtime.privileges import switch_target
+        from mailsuite.runtime.tls import TLSConfigError
         from mailsuite.service import make_service
-        from mailsuite.tls import TLSConfigError
 
         try:
             config = load_config(options["config"], options["data-dir"])

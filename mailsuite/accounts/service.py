@@ -20,8 +20,8 @@ from twisted.python.threadpool import ThreadPool
 
 from mailsuite.accounts.addresses import AddressError, normalize_mailbox
 from mailsuite.accounts.database import IUserDatabase, MailboxDisabled, Resolution
+from mailsuite.accounts.memory import release_free_memory
 from mailsuite.accounts.passwords import dummy_verify, verify_password
-from mailsuite.memory import release_free_memory
 
 _log = Logger()
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mailsuite.store.safeio import write_file_atomic
+from mailsuite.safeio import write_file_atomic
 
 CONTROL_DIR = "control"
 REQUEST_SUFFIX = ".request"

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mailsuite.store.safeio import (
+from mailsuite.safeio import (
     copy_file_synced,
     fsync_dir,
     makedirs_durable,

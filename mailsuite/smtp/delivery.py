@@ -17,11 +17,11 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from mailsuite.queue.spool import QueueSpool
+from mailsuite.safeio import sync_paths
 from mailsuite.smtp.committer import CommitQueue
 from mailsuite.store.incoming import IncomingMessage
 from mailsuite.store.journal import MAX_TARGETS, DeliveryJournal
 from mailsuite.store.maildir import MaildirStore
-from mailsuite.store.safeio import sync_paths
 
 log = Logger(namespace="mailsuite.smtp")
 

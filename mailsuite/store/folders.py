@@ -22,9 +22,9 @@ from pathlib import Path
 
 from zope.interface import implementer
 
+from mailsuite.safeio import fsync_dir, makedirs_durable, write_file_atomic
 from mailsuite.store import mutf7
 from mailsuite.store.interfaces import IFolders
-from mailsuite.store.safeio import fsync_dir, makedirs_durable, write_file_atomic
 
 SEPARATOR = "/"
 INBOX = "INBOX"

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from twisted.logger import Logger
 
-from mailsuite.store.safeio import fsync_dir, makedirs_durable, write_all
+from mailsuite.safeio import fsync_dir, makedirs_durable, write_all
 
 log = Logger(namespace="mailsuite.store")
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from mailsuite.safeio import copy_file_synced, fsync_dir, makedirs_durable
 from mailsuite.store.names import DELIVERY_NAME, MDA_TAG, NameMaker
-from mailsuite.store.safeio import copy_file_synced, fsync_dir, makedirs_durable
 
 SUBDIRS = ("tmp", "new", "cur")
 

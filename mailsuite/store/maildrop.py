@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
+from mailsuite.safeio import fsync_dir
 from mailsuite.store.names import (
     INFO_SEPARATOR,
     SEEN,
@@ -37,7 +38,6 @@ from mailsuite.store.names import (
     split_info,
     uidl_for,
 )
-from mailsuite.store.safeio import fsync_dir
 
 READ_CHUNK = 64 * 1024
 

@@ -9,13 +9,13 @@ import threading
 import pytest
 from twisted.internet.defer import DeferredList
 
-from mailsuite.memory import release_free_memory
+from mailsuite.accounts.memory import release_free_memory
 from mailsuite.queue.spool import QueueSpool
+from mailsuite.safeio import sync_paths
 from mailsuite.smtp.committer import CommitQueue
 from mailsuite.smtp.delivery import CommitResult, Envelope, MessageRouter
 from mailsuite.store.incoming import IncomingMessage
 from mailsuite.store.maildir import MaildirStore
-from mailsuite.store.safeio import sync_paths
 
 
 def test_waiting_jobs_are_committed_together_and_answered_in_order(reactor_thread):

@@ -37,7 +37,7 @@ class Postfix:
     """A started Postfix on ``port``, relaying to 127.0.0.1:``relay_port``."""
 
     def __init__(self, relay_port: int) -> None:
-        from mailsuite.tls import generate_self_signed
+        from mailsuite.runtime.tls import generate_self_signed
 
         postfix_or_skip()
         self.relay_port = relay_port

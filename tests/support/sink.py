@@ -266,7 +266,7 @@ class SMTPSink(Factory):
 
 def tls_server(directory: Path, hostname: str = "127.0.0.1") -> tuple[Any, Path]:
     """Server TLS options with a fresh self-signed certificate for ``hostname``, and its path."""
-    from mailsuite.tls import generate_self_signed, server_context_factory
+    from mailsuite.runtime.tls import generate_self_signed, server_context_factory
 
     cert, key = directory / "cert.pem", directory / "key.pem"
     generate_self_signed(cert, key, hostname)

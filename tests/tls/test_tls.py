@@ -19,7 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from twisted.internet import endpoints, protocol
 
 from mailsuite.config import ConfigError
-from mailsuite.tls import (
+from mailsuite.runtime.tls import (
     TLSConfigError,
     certificate_fingerprint,
     ensure_certificate,

@@ -28,6 +28,7 @@ from typing import Any
 
 from zope.interface import implementer
 
+from mailsuite.safeio import fsync_dir
 from mailsuite.store.index import adding, cache, changes, scan
 from mailsuite.store.index.files import to_crlf
 from mailsuite.store.index.records import Expunged, FolderGone, Record, Status
@@ -35,7 +36,6 @@ from mailsuite.store.index.schema import INDEX_FILE, INSERT_NEW, SCHEMA_VERSION,
 from mailsuite.store.index.uidvalidity import UIDVALIDITY_HINT, next_uidvalidity, uidvalidity_mark
 from mailsuite.store.interfaces import IFolderIndex
 from mailsuite.store.names import keyword_flags
-from mailsuite.store.safeio import fsync_dir
 
 
 @implementer(IFolderIndex)

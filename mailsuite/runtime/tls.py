@@ -25,7 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from twisted.internet.ssl import AcceptableCiphers, CertificateOptions, TLSVersion
 
 from mailsuite.config import ConfigError
-from mailsuite.store.safeio import makedirs_durable, write_file_atomic
+from mailsuite.safeio import makedirs_durable, write_file_atomic
 
 # TLS 1.2 suites: forward-secret ECDHE with AEAD only. DHE is left out because it needs DH
 # parameters that CertificateOptions does not generate; without them OpenSSL never picks it.

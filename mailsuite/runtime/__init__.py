@@ -1,0 +1,2 @@
+"""How the process runs: TLS certificates and options, and handing the data directory to the
+user twistd switches to."""
