@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 
-import pytest
 from conftest import PASSWORD
 from imap_helpers import deliver, imap
-
-
-def tool_or_skip(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is required in CI")
-        pytest.skip(f"{name} not installed")
-    return path
+from support.tools import tool_or_skip
 
 
 def test_curl_lists_and_fetches_over_imaps(suite):

@@ -7,7 +7,6 @@ them: `apt-get install fetchmail getmail6 curl`.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,18 +14,10 @@ import pytest
 from conftest import PASSWORD
 from pop3util import ALICE
 from support.maildir import maildir_files, put_message
+from support.tools import tool_or_skip
 
 FIRST = b"From: bob@example.com\r\nSubject: first\r\n\r\n.leading dot\r\nbody one\r\n"
 SECOND = b"From: bob@example.com\r\nSubject: second\r\n\r\nbody two\r\n"
-
-
-def tool_or_skip(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is missing: .ci/run installs it")
-        pytest.skip(f"{name} is not installed on this machine")
-    return path
 
 
 def run(args: list[str], home: Path) -> subprocess.CompletedProcess:

@@ -11,6 +11,7 @@
 - ``support.maildir``: messages dropped straight into a Maildir, as an MDA would;
 - ``support.config``: the TOML the tests write for a server's settings;
 - ``support.net`` and ``support.wait``: a free port, and polling for a condition;
+- ``support.tools``: the real programs the tests drive, or a skip where one is missing;
 - ``support.fixtures``: pytest fixtures around the peers (``zone``, ``start_sink``), registered
   for every test by tests/conftest.py.
 
