@@ -117,6 +117,7 @@ class IMAPServer(LineSession):
         self.ctx = context
         self.limits = context.limits
         self.attempts = context.authenticator.attempts("imap")
+        self.farewell: str | None = None
         self._assembly: _Assembly | None = None
         self._literal: Literal | None = None
         self._literal_buffer: bytearray | None = None
@@ -329,6 +330,11 @@ class IMAPServer(LineSession):
         return d.addCallback(lambda _: self.send(f"{tag} {text}\r\n"))
 
     def _failed(self, failure: Failure, tag: str) -> None:
+        self._answer_failure(failure, tag)
+        if self.farewell is not None:
+            self.bye(self.farewell)
+
+    def _answer_failure(self, failure: Failure, tag: str) -> None:
         if failure.check(ParseError):
             self._bad(f"{tag} BAD {failure.value}\r\n")
         elif failure.check(No):

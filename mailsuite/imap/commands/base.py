@@ -47,6 +47,7 @@ class Session(Protocol):
     tls: bool
     peer: str
     attempts: LoginAttempts
+    farewell: str | None  # set: after the tagged reply, say BYE with this and close
 
     @property
     def closing(self) -> bool: ...

@@ -102,9 +102,8 @@ async def _log_in(session: Session, user: bytes, password: bytes) -> str:
     if result.temporary:
         raise No("[UNAVAILABLE] Authentication temporarily unavailable")
     if not result.ok:
-        if result.last:
-            session.send("* BYE Too many failed authentication attempts\r\n")
-            session.close_session()
+        if result.last:  # answered, then the session ends
+            session.farewell = "Too many failed authentication attempts"
         raise No("[AUTHENTICATIONFAILED] Authentication failed")
     address = result.avatar.address
     if session.closing:  # the client left while its password was checked
