@@ -369,8 +369,13 @@ def test_lsub_subscribed_parent_is_listed_without_noselect(suite):
 # --- 8. ENVELOPE groups and source routes ------------------------------------------------------
 
 
-def _envelope(suite, header: str) -> bytes:
-    deliver(suite, extra=header)
+def _send_raw(suite, message: str) -> None:
+    """A message exactly as written (headers of our choosing), through the MX listener."""
+    with suite.smtp() as smtp:
+        smtp.sendmail("a@example.com", ["alice@example.com"], message.encode())
+
+
+def _last_envelope(suite) -> bytes:
     client = imap(suite)
     client.select("INBOX")
     typ, data = client.fetch("*", "(ENVELOPE)")
@@ -380,50 +385,37 @@ def _envelope(suite, header: str) -> bytes:
 
 
 def test_envelope_keeps_an_empty_group(suite):
-    deliver(suite, to="alice@example.com")
-    raw = (
+    _send_raw(
+        suite,
         "From: a@example.com\r\nTo: undisclosed-recipients:;\r\nSubject: g\r\n"
-        "Date: Mon, 7 Feb 2022 10:00:00 +0000\r\n\r\nbody\r\n"
+        "Date: Mon, 7 Feb 2022 10:00:00 +0000\r\n\r\nbody\r\n",
     )
-    with suite.smtp() as smtp:
-        smtp.sendmail("a@example.com", ["alice@example.com"], raw.encode())
-    client = imap(suite)
-    client.select("INBOX")
-    typ, data = client.fetch("2", "(ENVELOPE)")
-    client.logout()
-    assert b'((NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL))' in data[0], data
+    envelope = _last_envelope(suite)
+    assert b'((NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL))' in envelope, envelope
 
 
 def test_envelope_keeps_group_markers_around_members(suite):
-    raw = (
+    _send_raw(
+        suite,
         "From: a@example.com\r\nTo: x@example.com\r\n"
         "Cc: Friends: c1@example.com, Carl <c2@example.org>;, d@example.net\r\n"
-        "Subject: g\r\n\r\nbody\r\n"
+        "Subject: g\r\n\r\nbody\r\n",
     )
-    with suite.smtp() as smtp:
-        smtp.sendmail("a@example.com", ["alice@example.com"], raw.encode())
-    client = imap(suite)
-    client.select("INBOX")
-    typ, data = client.fetch("1", "(ENVELOPE)")
-    client.logout()
+    envelope = _last_envelope(suite)
     assert (
         b'((NIL NIL "Friends" NIL)(NIL NIL "c1" "example.com")("Carl" NIL "c2" "example.org")'
         b'(NIL NIL NIL NIL)(NIL NIL "d" "example.net"))'
-    ) in data[0], data
+    ) in envelope, envelope
 
 
 def test_envelope_keeps_the_source_route_of_an_obsolete_route_address(suite):
-    raw = (
+    _send_raw(
+        suite,
         "From: Old Timer <@relay1.example,@relay2.example:user@example.com>\r\n"
-        "To: y@example.com\r\nSubject: r\r\n\r\nbody\r\n"
+        "To: y@example.com\r\nSubject: r\r\n\r\nbody\r\n",
     )
-    with suite.smtp() as smtp:
-        smtp.sendmail("a@example.com", ["alice@example.com"], raw.encode())
-    client = imap(suite)
-    client.select("INBOX")
-    typ, data = client.fetch("1", "(ENVELOPE)")
-    client.logout()
-    assert b'(("Old Timer" "@relay1.example,@relay2.example" "user" "example.com"))' in data[0]
+    envelope = _last_envelope(suite)
+    assert b'(("Old Timer" "@relay1.example,@relay2.example" "user" "example.com"))' in envelope
 
 
 # --- 9. SEARCH address keys ignore comments and folding ----------------------------------------
@@ -431,18 +423,16 @@ def test_envelope_keeps_the_source_route_of_an_obsolete_route_address(suite):
 
 def test_search_from_matches_an_address_written_with_comments(suite):
     deliver(suite, subject="plain")
-    raw = (
+    _send_raw(
+        suite,
         "From: <user-from (comment)@ (comment) domain.org>\r\nTo: alice@example.com\r\n"
-        "Subject: commented\r\n\r\nbody\r\n"
+        "Subject: commented\r\n\r\nbody\r\n",
     )
-    with suite.smtp() as smtp:
-        smtp.sendmail("x@domain.org", ["alice@example.com"], raw.encode())
-    folded = (
+    _send_raw(
+        suite,
         "From: Someone\r\n <user-from\r\n @domain.org>\r\nTo: alice@example.com\r\n"
-        "Subject: folded\r\n\r\nbody\r\n"
+        "Subject: folded\r\n\r\nbody\r\n",
     )
-    with suite.smtp() as smtp:
-        smtp.sendmail("x@domain.org", ["alice@example.com"], folded.encode())
     client = imap(suite)
     client.select("INBOX")
     typ, data = client.search(None, "FROM", "user-from@domain.org")
