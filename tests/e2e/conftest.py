@@ -76,12 +76,9 @@ def pytest_report_collectionfinish(config: pytest.Config) -> str | list[str]:
 
 @pytest.fixture(scope="session")
 def thunderbird_binary() -> str:
-    path = shutil.which("thunderbird")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("thunderbird is missing: .ci/run installs it")
-        pytest.skip("thunderbird is not installed on this machine")
-    return path
+    from support.tools import tool_or_skip
+
+    return tool_or_skip("thunderbird")
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import signal
 import smtplib
 import socket
@@ -18,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import TWISTD, start_twistd
 from support.net import free_port
+from support.tools import tool_or_skip
 
 from mailsuite.store.journal import DeliveryJournal
 from mailsuite.store.maildir import MaildirStore
@@ -131,18 +130,9 @@ def test_message_survives_sigkill_right_after_250(server):
     assert stored.endswith(b"Subject: durable\r\n\r\nkept\r\n")
 
 
-def swaks_or_skip() -> str:
-    path = shutil.which("swaks")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("swaks is missing: .ci/run installs it")
-        pytest.skip("swaks is not installed on this machine")
-    return path
-
-
 @pytest.mark.parametrize("mode", ["starttls", "implicit"])
 def test_swaks_submits_with_auth(server, mode):
-    swaks = swaks_or_skip()
+    swaks = tool_or_skip("swaks")
     port = server.ports["submission" if mode == "starttls" else "submissions"]
     tls_flag = "--tls" if mode == "starttls" else "--tls-on-connect"
     result = subprocess.run(
