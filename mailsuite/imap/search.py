@@ -170,6 +170,8 @@ class Matcher:
         prefetch = _needs_header(keys)
         if _needs(keys, _DATE_NAMES):
             self.index.fill_internaldates(self.uids)
+        if _needs(keys, _SIZE_NAMES):
+            self.index.fill_sizes(self.uids)
         # Tokens every match must contain somewhere in its header (top-level header keys).
         tokens = [t for t in map(_required_token, keys) if t is not None]
         address = any(k.name in _HEADER_KEYS and _HEADER_KEYS[k.name] in _ADDRESS_FIELDS
@@ -315,6 +317,7 @@ _HEADER_NAMES = {"SENTBEFORE", "SENTON", "SENTSINCE", "HEADER", "TEXT", *_HEADER
 
 
 _DATE_NAMES = {"BEFORE", "ON", "SINCE"}
+_SIZE_NAMES = {"LARGER", "SMALLER"}
 
 
 def _needs_header(keys: list[Key]) -> bool:

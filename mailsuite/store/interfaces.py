@@ -116,6 +116,9 @@ class IFolderIndex(Interface):
     def fill_internaldates(uids):
         """Make sure those records carry their INTERNALDATE."""
 
+    def fill_sizes(uids):
+        """Make sure those records carry their RFC822.SIZE."""
+
     def file_path(record):
         """Where the message's file is now."""
 

@@ -166,3 +166,28 @@ def test_first_select_of_a_migrated_maildir_writes_its_index_after_answering(sui
         meta, rows = index_on_disk(inbox)
     assert meta["uidvalidity"] == uidvalidity and len(rows) == 30
     assert [uid for uid, _key, flags in rows if flags == ""] == unseen
+
+
+def test_a_bare_lf_maildir_another_program_wrote_answers_crlf_sizes(suite):
+    """mbsync, getmail and many migrations leave LF files named ``,S=<size on disk>`` without
+    ``,W=``: the first SELECT does not count their line ends, FETCH RFC822.SIZE and SEARCH
+    LARGER/SMALLER do when asked, and the answer is the CRLF size RFC 3501 wants."""
+    inbox = suite.maildir("alice@example.com")
+    for sub in ("tmp", "new", "cur"):
+        (inbox / sub).mkdir(parents=True, exist_ok=True)
+    sizes = []
+    for n in range(6):
+        message = f"From: a@b.example\nSubject: lf {n}\n\n".encode() + b"line\n" * (10 * n + 1)
+        (inbox / "cur" / f"{1600000000 + n}.{n}_1.mbsync,S={len(message)}:2,S").write_bytes(
+            message
+        )
+        sizes.append(len(message) + message.count(b"\n"))
+    client = imap(suite)
+    assert client.select("INBOX") == ("OK", [b"6"])
+    typ, data = client.fetch("1:*", "(RFC822.SIZE)")
+    assert [int(d.split(b"RFC822.SIZE ")[1].rstrip(b")")) for d in data] == sizes
+    typ, data = client.search(None, "LARGER", str(sizes[2]))
+    assert data == [b"4 5 6"]
+    typ, data = client.fetch("2", "(BODY[])")
+    assert len(data[0][1]) == sizes[1] and b"\n" not in data[0][1].replace(b"\r\n", b"")
+    client.logout()

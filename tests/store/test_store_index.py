@@ -114,6 +114,7 @@ def test_structure_offsets_and_bare_lf_files(tmp_path, crlf):
     (root / "new" / "1.x.host").write_bytes(data)
     index = FolderIndex(root)
     index.sync()
+    index.fill_sizes([1])
     record = index.get(1)
     assert record.size == len(text.replace("\n", "\r\n"))
     tree = index.structure(1)
@@ -287,6 +288,12 @@ def test_cold_sync_reads_names_not_files_and_sizes_are_crlf_sizes(tmp_path):
     kinds = _lazy_folder(root)
     index = FolderIndex(root)
     index.sync()
+    # Bare-LF files whose names do not say their CRLF size are measured on first need only.
+    measured = {r.key: r.size for r in index.records()}
+    assert [measured[base] for base, _d, _s in kinds] == [
+        kinds[0][2], kinds[1][2], None, None, kinds[4][2]
+    ]
+    index.fill_sizes([r.uid for r in index.records()])
     records = {r.key: r for r in index.records()}
     for base, data, crlf_size in kinds:
         record = records[base]
@@ -384,6 +391,8 @@ def test_cold_scan_of_vouching_names_skips_stat_yet_reports_size_and_date(tmp_pa
         os.utime(tmp_path / "cur" / name, (1_000_000 + i, 1_000_000 + i))  # not the name's time
     index = _Index(tmp_path)
     index.sync()
+    assert index.records()[2].size is None  # bare LF, no size in its name: counted when asked
+    index.fill_sizes([r.uid for r in index.records()])
     records = index.records()
     assert [(r.size, r.crlf) for r in records] == [(s, c) for _d, s, c in names.values()]
     assert records[0].internaldate is None  # not stat'ed: read on first need
@@ -519,3 +528,34 @@ def test_sparse_requests_parse_what_was_asked_even_when_a_neighbour_is_cached(tm
         answer = read([1, 3])  # one range query returns 2 and 3: as many as were asked
         assert {1, 3} <= set(answer), reader
         assert b"subject 1" in answer[1]
+
+
+def test_sizes_counted_on_first_need_are_kept_across_a_restart(tmp_path):
+    root = _maildir(tmp_path)
+    kinds = _lazy_folder(root)
+    index = FolderIndex(root)
+    index.sync()
+    index.settle()
+    unmeasured = [r.uid for r in index.records() if r.size is None]
+    assert unmeasured == [3, 4]
+    index.close()
+    again = FolderIndex(root)
+    assert [r.size for r in again.records() if r.uid in unmeasured] == [None, None]
+    again.fill_sizes(unmeasured)
+    again.close()
+    third = FolderIndex(root)
+    assert [r.size for r in third.records()] == [size for _b, _d, size in kinds]
+    third.close()
+
+
+def test_to_crlf_makes_every_bare_lf_crlf_and_keeps_the_rest():
+    import random
+    import re
+
+    from mailsuite.store.index import to_crlf
+
+    reference = re.compile(rb"(?<!\r)\n")
+    rnd = random.Random(3)
+    for _ in range(2000):
+        data = bytes(rnd.choice(b"\r\nab") for _ in range(rnd.randint(0, 40)))
+        assert to_crlf(data) == reference.sub(b"\r\n", data), data

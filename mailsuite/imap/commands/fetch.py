@@ -90,11 +90,14 @@ async def _stream_fetch(
     recent = selection.recent
 
     wants_date = "INTERNALDATE" in request.items
+    wants_size = "RFC822.SIZE" in request.items
     fast = index_renderer(request, uid_mode)
 
     def render_batch(batch: list[int]):
         if wants_date:
             index.fill_internaldates(batch)
+        if wants_size:
+            index.fill_sizes(batch)
         get = index.get
         records = [r for r in map(get, batch) if r is not None]
         gone = len(records) < len(batch)

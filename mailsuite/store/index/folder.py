@@ -107,7 +107,14 @@ class FolderIndex:
         )
         for uid, key, name, flags, modseq, idate, size, crlf in rows:
             record = Record(
-                uid, key, name, frozenset(flags.split()), modseq, idate or None, size, bool(crlf)
+                uid,
+                key,
+                name,
+                frozenset(flags.split()),
+                modseq,
+                idate or None,
+                scan.loaded(size),
+                bool(crlf),
             )
             self._records[uid] = record
             self._by_key[key] = uid
@@ -153,8 +160,9 @@ class FolderIndex:
             text = flag_text.get(r.flags)
             if text is None:
                 text = flag_text[r.flags] = " ".join(sorted(r.flags))
+            size = -1 if r.size is None else r.size  # see scan.fill_sizes
             rows.append(
-                (r.uid, r.key, r.name, text, r.modseq, r.internaldate or 0.0, r.size, int(r.crlf))
+                (r.uid, r.key, r.name, text, r.modseq, r.internaldate or 0.0, size, int(r.crlf))
             )
         db = self._conn
         db.execute("BEGIN IMMEDIATE")
@@ -329,6 +337,7 @@ class FolderIndex:
     exists = scan.exists
     sync = scan.sync
     fill_internaldates = scan.fill_internaldates
+    fill_sizes = scan.fill_sizes
 
     # cache.py: parsed columns, parsed once; the per-folder memo
     memo = cache.memo

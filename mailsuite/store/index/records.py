@@ -29,7 +29,7 @@ class Record(NamedTuple):
     flags: frozenset[str]
     modseq: int
     internaldate: float | None  # None: not read yet, see ``FolderIndex.fill_internaldates``
-    size: int
+    size: int | None  # RFC822.SIZE; None: not measured yet, see ``FolderIndex.fill_sizes``
     crlf: bool
 
 

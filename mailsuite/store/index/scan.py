@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from mailsuite.store.index.changes import expunge_rows
-from mailsuite.store.index.files import file_facts
+from mailsuite.store.index.files import canonical_size, file_facts
 from mailsuite.store.index.records import Record
 from mailsuite.store.index.schema import INSERT_NEW
 from mailsuite.store.names import FLAG_LETTERS, name_facts, split_flags
@@ -163,7 +163,7 @@ def _index_new(
         records[uid] = Record(uid, key, name, flags, modseq, mtime, size, crlf)
         by_key[key] = uid
         if write:
-            rows.append((uid, key, name, text, modseq, mtime or 0.0, size, int(crlf)))
+            rows.append((uid, key, name, text, modseq, mtime or 0.0, _stored(size), int(crlf)))
         uid += 1
     index._uids = None
     if write:
@@ -171,6 +171,46 @@ def _index_new(
         index._set_meta(uidnext=uid)
     else:
         index._meta["uidnext"] = uid
+
+
+def _stored(size: int | None) -> int:
+    """The ``size`` column: -1 for a size not measured yet (the column is NOT NULL)."""
+    return -1 if size is None else size
+
+
+def loaded(size: int) -> int | None:
+    return None if size < 0 else size
+
+
+def fill_sizes(index: FolderIndex, uids: Iterable[int]) -> None:
+    """Count the RFC822.SIZE of those of ``uids`` a scan left unmeasured (bare-LF files whose
+    names do not say it, see ``files.file_facts``) and store it: FETCH RFC822.SIZE and SEARCH
+    LARGER/SMALLER call this before they look. Reads each such file once, ever."""
+    with index._lock:
+        records = index._records
+        todo = [uid for uid in uids if (r := records.get(uid)) and r.size is None]
+        if not todo:
+            return
+        rows = []
+        for uid in todo:
+            record = records.get(uid)
+            if record is None:
+                continue
+            try:
+                size = canonical_size(index.file_path(record))
+            except FileNotFoundError:
+                try:
+                    size = canonical_size(index._relocate(record))
+                except FileNotFoundError:
+                    continue  # expunged by another program: the next update says so
+                record = records.get(uid)
+                if record is None:
+                    continue
+            records[uid] = record._replace(size=size)
+            rows.append((size, uid))
+        if rows:
+            with contextlib.suppress(sqlite3.Error), index._transaction():
+                index._db.executemany("UPDATE messages SET size = ? WHERE uid = ?", rows)
 
 
 def fill_internaldates(index: FolderIndex, uids: Iterable[int]) -> None:
