@@ -92,7 +92,7 @@ def to_crlf(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def canonical_size(path: Path) -> int:
+def canonical_size(path: Path | str) -> int:
     """Size of a bare-LF file once every line end is CRLF (counted in chunks)."""
     size = 0
     previous = b""

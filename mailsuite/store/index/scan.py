@@ -20,8 +20,9 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mailsuite.store.index.changes import expunge_rows
 from mailsuite.store.index.files import canonical_size, file_facts
@@ -186,59 +187,44 @@ def fill_sizes(index: FolderIndex, uids: Iterable[int]) -> None:
     """Count the RFC822.SIZE of those of ``uids`` a scan left unmeasured (bare-LF files whose
     names do not say it, see ``files.file_facts``) and store it: FETCH RFC822.SIZE and SEARCH
     LARGER/SMALLER call this before they look. Reads each such file once, ever."""
-    with index._lock:
-        records = index._records
-        todo = [uid for uid in uids if (r := records.get(uid)) and r.size is None]
-        if not todo:
-            return
-        rows = []
-        for uid in todo:
-            record = records.get(uid)
-            if record is None:
-                continue
-            try:
-                size = canonical_size(index.file_path(record))
-            except FileNotFoundError:
-                try:
-                    size = canonical_size(index._relocate(record))
-                except FileNotFoundError:
-                    continue  # expunged by another program: the next update says so
-                record = records.get(uid)
-                if record is None:
-                    continue
-            records[uid] = record._replace(size=size)
-            rows.append((size, uid))
-        if rows:
-            with contextlib.suppress(sqlite3.Error), index._transaction():
-                index._db.executemany("UPDATE messages SET size = ? WHERE uid = ?", rows)
+    _fill(index, uids, "size", canonical_size)
 
 
 def fill_internaldates(index: FolderIndex, uids: Iterable[int]) -> None:
     """Read the INTERNALDATE (mtime) of those of ``uids`` a scan indexed without a stat,
     and store it: FETCH INTERNALDATE, SEARCH by date and COPY call this before they look."""
+    _fill(index, uids, "internaldate", lambda path: os.stat(path).st_mtime)
+
+
+def _fill(
+    index: FolderIndex, uids: Iterable[int], field: str, measure: Callable[[Path | str], Any]
+) -> None:
+    """Set the record field ``field`` (also its column) where it is still None, from
+    ``measure(path of the message file)``; a message another program renamed is found again,
+    one it expunged is skipped (the next update says so)."""
+    assert field in ("size", "internaldate")
     with index._lock:
         records = index._records
-        todo = [uid for uid in uids if (r := records.get(uid)) and r.internaldate is None]
+        todo = [uid for uid in uids if (r := records.get(uid)) and getattr(r, field) is None]
         if not todo:
             return
-        base = os.fspath(index.path) + os.sep
         rows = []
         for uid in todo:
             record = records.get(uid)
             if record is None:
                 continue
             try:
-                mtime = os.stat(base + record.name).st_mtime
+                value = measure(index._base + record.name)  # a str: no Path per message
             except FileNotFoundError:
                 try:
-                    mtime = os.stat(index._relocate(record)).st_mtime
+                    value = measure(index._relocate(record))
                 except FileNotFoundError:
-                    continue  # expunged by another program: the next update says so
+                    continue
                 record = records.get(uid)
                 if record is None:
                     continue
-            records[uid] = record._replace(internaldate=mtime)
-            rows.append((mtime, uid))
+            records[uid] = record._replace(**{field: value})
+            rows.append((value, uid))
         if rows:
             with contextlib.suppress(sqlite3.Error), index._transaction():
-                index._db.executemany("UPDATE messages SET internaldate = ? WHERE uid = ?", rows)
+                index._db.executemany(f"UPDATE messages SET {field} = ? WHERE uid = ?", rows)
