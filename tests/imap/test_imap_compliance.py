@@ -535,3 +535,28 @@ def test_a_message_arriving_between_the_recent_claim_and_the_changes_is_recent_o
     assert (_recent_uids(watcher), _recent_uids(other)) == ({1}, {2})
     watcher.logout()
     other.logout()
+
+
+def test_append_to_a_folder_deleted_and_created_again_meanwhile_is_trycreate(suite, monkeypatch):
+    """Found by the stress test: the folder went while APPEND wrote into it, and was already
+    back when the server looked again; the answer is still TRYCREATE, never SERVERBUG."""
+    import shutil
+
+    from mailsuite.store.index import FolderIndex
+
+    client = imap(suite)
+    client.create("Flaky")
+    original = FolderIndex.add_file
+
+    def recreated_meanwhile(self, source, *args, **kwargs):
+        shutil.rmtree(self.path)
+        for sub in ("tmp", "new", "cur"):
+            (self.path / sub).mkdir(parents=True)
+        return original(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(FolderIndex, "add_file", recreated_meanwhile)
+    typ, data = client.append("Flaky", None, None, b"Subject: x\r\n\r\nbody\r\n")
+    assert typ == "NO" and data[0].startswith(b"[TRYCREATE]"), data
+    monkeypatch.setattr(FolderIndex, "add_file", original)
+    assert client.noop()[0] == "OK"
+    client.logout()

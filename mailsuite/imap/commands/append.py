@@ -16,6 +16,7 @@ from mailsuite.imap.commands.base import (
     to_thread,
 )
 from mailsuite.imap.parser import Literal, ParseError, Reader
+from mailsuite.store.index import FolderGone
 from mailsuite.store.names import canonical_flag
 
 log = Logger(namespace="mailsuite.imap")
@@ -53,6 +54,12 @@ async def cmd_append(session: Session, tag: str, reader: Reader) -> str:
         raise No("[TRYCREATE] No such folder")
 
     def store():
+        try:
+            return add()
+        except FileNotFoundError:  # only our own files are involved: the folder went
+            raise FolderGone(f"no folder at {path}") from None
+
+    def add():
         index = session.account.index(path)
         if message.incoming is not None:
             source = message.incoming.finalize()
@@ -72,9 +79,7 @@ async def cmd_append(session: Session, tag: str, reader: Reader) -> str:
 
     try:
         index, record = await to_thread(store)
-    except FileNotFoundError:  # the folder was deleted meanwhile
-        if await to_thread(session.folders.exists, name):
-            raise
+    except FolderGone:  # deleted meanwhile (perhaps created again since: not this one)
         raise No("[TRYCREATE] No such folder") from None
     session.ctx.hub.changed(path, origin=session)
     return f"OK [APPENDUID {index.uidvalidity} {record.uid}] APPEND completed"
