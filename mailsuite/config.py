@@ -133,6 +133,22 @@ class DNSSection:
 
 
 @dataclass(frozen=True)
+class DKIMSection:
+    sign: bool
+
+
+@dataclass(frozen=True)
+class VerifySection:
+    """Checks of mail arriving on the MX (SPF, DKIM, DMARC, iprev) and what failures lead to."""
+
+    enabled: bool
+    on_dmarc_reject: str
+    on_dmarc_quarantine: str
+    on_spf_fail: str
+    iprev: bool
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration: ``config.<section>.<key>``, as in the TOML file."""
 
@@ -152,6 +168,8 @@ class Config:
     relay: RelaySection
     transport: TransportSection
     dns: DNSSection
+    dkim: DKIMSection
+    verify: VerifySection
 
     @property
     def hostname(self) -> str:
@@ -182,6 +200,11 @@ class Config:
     def tls_dir(self) -> Path:
         return self.data_dir / "tls"
 
+    @property
+    def dkim_dir(self) -> Path:
+        """DKIM private keys: <dkim_dir>/<domain>/<selector>.key (mode 0600)."""
+        return self.data_dir / "dkim"
+
 
 SECTIONS: dict[str, type] = {
     "server": ServerSection,
@@ -200,6 +223,8 @@ SECTIONS: dict[str, type] = {
     "relay": RelaySection,
     "transport": TransportSection,
     "dns": DNSSection,
+    "dkim": DKIMSection,
+    "verify": VerifySection,
 }
 
 
@@ -307,6 +332,16 @@ def _transport_map(key: str, value: Any) -> tuple[tuple[str, ListenAddress], ...
     return tuple(sorted(pairs.items()))
 
 
+def _choice(*allowed: str) -> Callable[[str, Any], str]:
+    def parse(key: str, value: Any) -> str:
+        if value not in allowed:
+            choices = ", ".join(map(repr, allowed))
+            raise ConfigError(key, f"expected one of {choices}, not {value!r}")
+        return value
+
+    return parse
+
+
 def _ip_list(key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise ConfigError(key, "expected a list of IP addresses (empty: /etc/resolv.conf)")
@@ -372,6 +407,12 @@ SCHEMA: dict[str, tuple[_Parser, Any]] = {
     "dns.nameservers": (_ip_list, []),
     "dns.port": (_port, 53),
     "dns.timeout": (_positive_seconds, 10),
+    "dkim.sign": (_bool, True),
+    "verify.enabled": (_bool, True),
+    "verify.on_dmarc_reject": (_choice("reject", "junk", "accept"), "reject"),
+    "verify.on_dmarc_quarantine": (_choice("junk", "accept", "reject"), "junk"),
+    "verify.on_spf_fail": (_choice("accept", "junk", "reject"), "accept"),
+    "verify.iprev": (_bool, True),
 }
 
 

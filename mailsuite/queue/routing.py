@@ -1,9 +1,9 @@
 """Where mail for a domain goes (RFC 5321 §5): transport map, smarthost, or the domain's MX hosts.
 
 ``RoutingTable`` decides the destination of a recipient domain without any lookup; the
-``DNSResolver`` turns a destination into the ordered list of (host, address, port) hops to try.
-The resolver blocks (dnspython's synchronous API, which is thread-safe): the scheduler calls it in
-worker threads, never on the reactor.
+``DNSResolver`` turns a destination into the ordered list of (host, address, port) hops to try,
+asking the server's one caching resolver (mailsuite.resolver), shared with the mail-authentication
+checks. It blocks: the scheduler calls it in worker threads, never on the reactor.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
-import dns.exception
 import dns.name
-import dns.rdatatype
-import dns.resolver
 
 from mailsuite.config import Config, ListenAddress
+from mailsuite.resolver import DNSTemporaryError, Resolver
 
 # Addresses tried per destination, at most (Postfix: smtp_mx_address_limit).
 MAX_HOPS = 10
@@ -161,7 +159,7 @@ def _is_ip(text: str) -> bool:
 
 
 class DNSResolver:
-    """MX and address lookups with dnspython; blocking, so call it in a worker thread."""
+    """MX and address lookups; blocking, so call it in a worker thread."""
 
     def __init__(
         self,
@@ -169,26 +167,17 @@ class DNSResolver:
         port: int = 53,
         timeout: float = 10.0,
         own_hostname: str = "",
+        resolver: Resolver | None = None,
     ) -> None:
-        self.nameservers = tuple(nameservers)
-        self.port = port
-        self.timeout = timeout
+        """``resolver``: the server's shared one; else one is made from the other arguments."""
+        self.resolver = resolver or Resolver(tuple(nameservers), port, timeout)
         self.own_hostname = own_hostname.lower().rstrip(".")
 
     @classmethod
-    def from_config(cls, config: Config) -> DNSResolver:
-        return cls(config.dns.nameservers, config.dns.port, config.dns.timeout, config.hostname)
-
-    def _resolver(self) -> dns.resolver.Resolver:
-        if self.nameservers:
-            resolver = dns.resolver.Resolver(configure=False)
-            resolver.nameservers = list(self.nameservers)
-        else:
-            resolver = dns.resolver.Resolver()
-        resolver.port = self.port
-        resolver.timeout = self.timeout
-        resolver.lifetime = self.timeout
-        return resolver
+    def from_config(cls, config: Config, resolver: Resolver | None = None) -> DNSResolver:
+        if resolver is None:
+            resolver = Resolver.from_config(config)
+        return cls(own_hostname=config.hostname, resolver=resolver)
 
     def hops(self, destination: Destination) -> list[Hop]:
         """Ordered hops for ``destination``; RouteError when there is none."""
@@ -199,16 +188,15 @@ class DNSResolver:
         return hops[:MAX_HOPS]
 
     def mx_hops(self, domain: str, port: int) -> list[Hop]:
-        resolver = self._resolver()
         try:
-            answer = resolver.resolve(domain, "MX", search=False)
-        except dns.resolver.NXDOMAIN:
+            answer = self.resolver.query(domain, "MX")
+        except DNSTemporaryError as exc:
+            raise RouteError(False, "4.4.3", str(exc)) from None
+        if answer.nxdomain:
             raise RouteError(True, "5.1.2", f"Host or domain name not found: {domain}") from None
-        except dns.resolver.NoAnswer:
-            return self._implicit_mx(resolver, domain, port)
-        except dns.exception.DNSException as exc:
-            raise RouteError(False, "4.4.3", f"DNS lookup of {domain} MX failed: {exc}") from None
-        records = [r for r in answer if r.exchange != dns.name.root]
+        if answer.void:
+            return self._implicit_mx(domain, port)
+        records = [r for r in answer.records if r.exchange != dns.name.root]
         if not records:
             # RFC 7505: a single "0 ." MX says the domain accepts no mail at all.
             raise RouteError(True, "5.1.10", f"Domain {domain} does not accept mail (null MX)")
@@ -222,7 +210,7 @@ class DNSResolver:
         errors: list[str] = []
         for host in hosts:
             try:
-                hops += [Hop(host, address, port) for address in self._addresses(resolver, host)]
+                hops += [Hop(host, address, port) for address in self._addresses(host)]
             except RouteError as exc:
                 errors.append(exc.text)
         if not hops:
@@ -241,10 +229,10 @@ class DNSResolver:
             ordered += [name for name in names if name not in ordered]
         return ordered
 
-    def _implicit_mx(self, resolver: dns.resolver.Resolver, domain: str, port: int) -> list[Hop]:
+    def _implicit_mx(self, domain: str, port: int) -> list[Hop]:
         """No MX record: the domain itself is the mail host (RFC 5321 §5.1)."""
         try:
-            addresses = self._addresses(resolver, domain)
+            addresses = self._addresses(domain)
         except RouteError as exc:
             raise RouteError(False, exc.status, exc.text) from None
         if not addresses:
@@ -255,12 +243,12 @@ class DNSResolver:
         """A fixed next hop (smarthost, transport map, literal): its addresses, no MX."""
         if _is_ip(host):
             return [Hop(host, host, port)]
-        addresses = self._addresses(self._resolver(), host)
+        addresses = self._addresses(host)
         if not addresses:
             raise RouteError(False, "4.4.4", f"no A/AAAA record for {host}")
         return [Hop(host, address, port) for address in addresses]
 
-    def _addresses(self, resolver: dns.resolver.Resolver, host: str) -> list[str]:
+    def _addresses(self, host: str) -> list[str]:
         """IPv4 then IPv6 addresses of ``host``; [] when it has none; RouteError if unsure."""
         if _is_ip(host):
             return [host]
@@ -268,15 +256,13 @@ class DNSResolver:
         error = None
         for rdtype in ("A", "AAAA"):
             try:
-                answer = resolver.resolve(host, rdtype, search=False)
-            except dns.resolver.NXDOMAIN:
+                answer = self.resolver.query(host, rdtype)
+            except DNSTemporaryError as exc:
+                error = RouteError(False, "4.4.3", str(exc))
+                continue
+            if answer.nxdomain:
                 return []
-            except dns.resolver.NoAnswer:
-                continue
-            except dns.exception.DNSException as exc:
-                error = RouteError(False, "4.4.3", f"DNS lookup of {host} {rdtype} failed: {exc}")
-                continue
-            addresses += [r.address for r in answer]
+            addresses += answer.addresses
         if error is not None and not addresses:
             raise error
         return addresses

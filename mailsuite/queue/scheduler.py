@@ -45,6 +45,7 @@ from mailsuite.queue.message import MAX_HOPS, MessageInfo, inspect_message
 from mailsuite.queue.routing import Destination, DNSResolver, RoutingTable
 from mailsuite.queue.spool import QueueSpool
 from mailsuite.queue.transport import Attempt, DeliveryAgent, DeliveryRequest
+from mailsuite.resolver import Resolver
 from mailsuite.store.maildir import MaildirStore
 
 log = Logger(namespace="mailsuite.queue")
@@ -537,15 +538,23 @@ class QueueScheduler(Service):
 
 
 def make_scheduler(
-    config: Config, spool: QueueSpool, store: MaildirStore, database: IUserDatabase
+    config: Config,
+    spool: QueueSpool,
+    store: MaildirStore,
+    database: IUserDatabase,
+    resolver: Resolver | None = None,
 ) -> QueueScheduler:
-    """The scheduler with everything it needs, from the configuration."""
+    """The scheduler with everything it needs, from the configuration (``resolver``: the
+    server's shared one)."""
     policy = RetryPolicy(
         config.queue.retry_schedule, config.queue.lifetime, config.queue.delay_warning
     )
     routing = RoutingTable.from_config(config)
     agent = DeliveryAgent(
-        routing, DNSResolver.from_config(config), Timeouts.from_config(config), config.hostname
+        routing,
+        DNSResolver.from_config(config, resolver),
+        Timeouts.from_config(config),
+        config.hostname,
     )
     bounces = BounceSender(spool, store, database, config.spool_dir, config.hostname, policy)
     return QueueScheduler(

@@ -1,8 +1,11 @@
 """A fake DNS zone: an authoritative server (twisted.names, UDP and TCP on one port of
-127.0.0.1) serving MX/A records, null MX, NXDOMAIN and SERVFAIL from a dict the test fills in.
+127.0.0.1) serving MX/A/AAAA/TXT/PTR/CNAME records, null MX, NXDOMAIN, SERVFAIL and names that
+never answer (a timeout) from a dict the test fills in.
 Started and stopped in the shared reactor thread (the ``zone`` fixture of support.fixtures)."""
 
 from __future__ import annotations
+
+import ipaddress
 
 from twisted.internet import defer
 from twisted.names import common, dns, server
@@ -18,14 +21,25 @@ class _ZoneResolver(common.ResolverBase):
         self.zone.queries.append((key, dns.QUERY_TYPES.get(type, type)))
         if key in self.zone.servfail:
             return defer.fail(RuntimeError(f"SERVFAIL for {key}"))
+        if key in self.zone.silent:
+            return defer.Deferred()  # never answered: the client's timeout decides
         if key not in self.zone.records:
             return defer.fail(dns.AuthoritativeDomainError(name))
-        answers = [
-            dns.RRHeader(name, record.TYPE, dns.IN, 60, record, auth=True)
-            for record in self.zone.records[key]
-            if record.TYPE == type
-        ]
+        answers = []
+        for _ in range(8):  # follow CNAMEs inside the zone, a bounded number of times
+            records = self.zone.records.get(key, [])
+            matching = [r for r in records if r.TYPE == type]
+            cnames = [r for r in records if r.TYPE == dns.CNAME]
+            if matching or not cnames or type == dns.CNAME:
+                answers += [self._rr(key, record) for record in matching]
+                break
+            answers.append(self._rr(key, cnames[0]))
+            key = cnames[0].name.name.decode().lower().rstrip(".")
         return defer.succeed((answers, [], []))
+
+    @staticmethod
+    def _rr(key: str, record) -> dns.RRHeader:
+        return dns.RRHeader(key.encode(), record.TYPE, dns.IN, 60, record, auth=True)
 
 
 class _TruncatingDatagramProtocol(dns.DNSDatagramProtocol):
@@ -42,6 +56,7 @@ class FakeZone:
     def __init__(self) -> None:
         self.records: dict[str, list] = {}
         self.servfail: set[str] = set()
+        self.silent: set[str] = set()  # names whose queries are never answered
         self.queries: list[tuple[str, str]] = []
         self.port = 0
         self._ports: list = []
@@ -54,6 +69,21 @@ class FakeZone:
 
     def a(self, host: str, *addresses: str) -> None:
         self.add(host, *(dns.Record_A(address) for address in addresses))
+
+    def aaaa(self, host: str, *addresses: str) -> None:
+        self.add(host, *(dns.Record_AAAA(address) for address in addresses))
+
+    def txt(self, name: str, *strings: str | bytes) -> None:
+        """One TXT record of the given character-strings (each at most 255 bytes)."""
+        data = [s.encode() if isinstance(s, str) else s for s in strings]
+        self.add(name, dns.Record_TXT(*data))
+
+    def ptr(self, address: str, host: str) -> None:
+        """The reverse (PTR) record of an IPv4 or IPv6 address."""
+        self.add(ipaddress.ip_address(address).reverse_pointer, dns.Record_PTR(host.encode()))
+
+    def cname(self, name: str, target: str) -> None:
+        self.add(name, dns.Record_CNAME(target.encode()))
 
     def null_mx(self, domain: str) -> None:
         self.add(domain, dns.Record_MX(0, b""))

@@ -1,0 +1,109 @@
+"""The server's one DNS resolver: dnspython underneath, one TTL cache for every lookup.
+
+The queue's MX lookups and the mail-authentication checks (SPF, DKIM, DMARC, iprev) all ask
+through one ``Resolver``, so a domain looked up by SPF is not asked again by DMARC or by the
+relay, and positive and negative answers (NXDOMAIN, no data) are kept for their TTL. The lookups
+block: call ``query`` in a worker thread (``lookup`` does that from the reactor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dns.exception
+import dns.name
+import dns.rdatatype
+import dns.resolver
+from twisted.internet import threads
+from twisted.internet.defer import Deferred
+
+# Cached (name, type) answers, at most (positive and negative, each kept for its TTL).
+DEFAULT_CACHE_SIZE = 50_000
+
+
+class DNSTemporaryError(Exception):
+    """The answer is unknown for now (SERVFAIL, timeout, refused): try again later."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What DNS says about (name, type): records, or none (``nxdomain`` when the name is absent).
+
+    CNAMEs are followed; ``records`` are dnspython rdata objects of the asked type.
+    """
+
+    name: str
+    rdtype: str
+    records: tuple = ()
+    nxdomain: bool = False
+
+    @property
+    def texts(self) -> list[bytes]:
+        """TXT records, character-strings joined (RFC 7208 §3.3, RFC 6376 §3.6.2.2)."""
+        return [b"".join(record.strings) for record in self.records if hasattr(record, "strings")]
+
+    @property
+    def addresses(self) -> list[str]:
+        return [record.address for record in self.records if hasattr(record, "address")]
+
+    @property
+    def void(self) -> bool:
+        """No usable answer: NXDOMAIN or no data (an SPF "void lookup", RFC 7208 §4.6.4)."""
+        return not self.records
+
+
+class Resolver:
+    """Blocking, thread-safe lookups through dnspython with one shared LRU/TTL cache."""
+
+    def __init__(
+        self,
+        nameservers: tuple[str, ...] = (),
+        port: int = 53,
+        timeout: float = 10.0,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        self.nameservers = tuple(nameservers)
+        self.port = port
+        self.timeout = timeout
+        if self.nameservers:
+            resolver = dns.resolver.Resolver(configure=False)
+            resolver.nameservers = list(self.nameservers)
+        else:
+            resolver = dns.resolver.Resolver()
+        resolver.port = port
+        resolver.timeout = timeout
+        resolver.lifetime = timeout
+        resolver.cache = dns.resolver.LRUCache(cache_size)
+        self._resolver = resolver
+
+    @classmethod
+    def from_config(cls, config) -> Resolver:
+        """From the ``[dns]`` section: nameservers (else /etc/resolv.conf), port, timeout."""
+        return cls(config.dns.nameservers, config.dns.port, config.dns.timeout)
+
+    def query(self, name: str | dns.name.Name, rdtype: str) -> Answer:
+        """The answer for (name, rdtype); DNSTemporaryError when DNS cannot say (blocks)."""
+        text = name if isinstance(name, str) else name.to_text(omit_final_dot=True)
+        text = text.rstrip(".").lower()
+        try:
+            answer = self._resolver.resolve(text + ".", rdtype, search=False)
+        except dns.resolver.NXDOMAIN:
+            return Answer(text, rdtype, (), nxdomain=True)
+        except dns.resolver.NoAnswer:
+            return Answer(text, rdtype)
+        except dns.resolver.YXDOMAIN:
+            return Answer(text, rdtype, (), nxdomain=True)
+        except (dns.name.EmptyLabel, dns.name.LabelTooLong, dns.name.NameTooLong):
+            return Answer(text, rdtype, (), nxdomain=True)  # not a name DNS can hold
+        except dns.exception.DNSException as exc:
+            raise DNSTemporaryError(f"DNS lookup of {text} {rdtype} failed: {exc}") from None
+        expected = dns.rdatatype.from_text(rdtype)
+        return Answer(text, rdtype, tuple(r for r in answer if r.rdtype == expected))
+
+    def lookup(self, name: str, rdtype: str) -> Deferred:
+        """Deferred[Answer]: ``query`` in the reactor's thread pool (for reactor-side callers)."""
+        return threads.deferToThread(self.query, name, rdtype)
+
+    def flush(self) -> None:
+        """Forget every cached answer (tests that change a zone between lookups)."""
+        self._resolver.cache.flush()
