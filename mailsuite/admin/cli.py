@@ -13,16 +13,18 @@ import sys
 from mailsuite.accounts.addresses import AddressError
 from mailsuite.accounts.errors import AccountsError
 from mailsuite.admin import aliases, domains, users
+from mailsuite.admin import dkim as dkim_commands
 from mailsuite.admin import queue as queue_commands
 from mailsuite.admin.context import CommandError, Context, global_options
+from mailsuite.authn.keys import KeyStoreError
 from mailsuite.config import ConfigError, load_config
 
 PROG = "mailsuite-admin"
 
 # Each module adds one command group with ``register(groups)``.
-GROUPS = (domains, users, aliases, queue_commands)
+GROUPS = (domains, users, aliases, queue_commands, dkim_commands)
 
-_EXPECTED_ERRORS = (AccountsError, AddressError, CommandError, ConfigError, OSError)
+_EXPECTED_ERRORS = (AccountsError, AddressError, CommandError, ConfigError, KeyStoreError, OSError)
 
 
 def build_parser() -> argparse.ArgumentParser:
