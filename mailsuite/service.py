@@ -21,17 +21,22 @@ from mailsuite.accounts.login import Authenticator
 from mailsuite.accounts.memory import use_one_malloc_arena
 from mailsuite.accounts.service import AccountService
 from mailsuite.accounts.throttle import AuthThrottle
+from mailsuite.authn.inbound import InboundChecks
+from mailsuite.authn.keys import DKIMKeyStore
+from mailsuite.authn.signing import OutboundSigner
 from mailsuite.config import Config, ListenAddress
 from mailsuite.imap.server import IMAPContext, IMAPFactory, IMAPLimits
 from mailsuite.pop3.server import POP3Context, POP3Factory
 from mailsuite.queue.scheduler import make_scheduler
 from mailsuite.queue.spool import QueueSpool
+from mailsuite.resolver import Resolver
 from mailsuite.runtime.privileges import hand_over
 from mailsuite.runtime.tls import (
     certificate_fingerprint,
     ensure_certificate,
     server_context_factory,
 )
+from mailsuite.smtp.authentication import MessageAuthentication
 from mailsuite.smtp.delivery import MessageRouter
 from mailsuite.smtp.policy import SUBMISSION, SUBMISSIONS, RolePolicy, mx_policy
 from mailsuite.smtp.server import ESMTPFactory, Limits, SMTPContext
@@ -143,6 +148,13 @@ class MailSuite(MultiService):
             AuthThrottle(config.auth.failure_delay, config.auth.max_delay),
             config.auth.max_failures,
         )
+        # One DNS resolver and cache for the queue's MX lookups and the mail-authentication checks.
+        self.resolver = Resolver.from_config(config)
+        self.dkim_keys = DKIMKeyStore(config.dkim_dir)
+        checks = None
+        if config.verify.enabled:
+            checks = InboundChecks(self.resolver, config.hostname, config.verify)
+        signer = OutboundSigner(self.dkim_keys) if config.dkim.sign else None
         self.smtp_context = SMTPContext(
             hostname=config.hostname,
             limits=Limits.from_config(config),
@@ -153,6 +165,7 @@ class MailSuite(MultiService):
             ),
             spool_dir=config.spool_dir,
             tls_options=self.tls_options,
+            authentication=MessageAuthentication(checks, signer),
         )
         roles: list[tuple[RolePolicy, tuple[ListenAddress, ...]]] = [
             (mx_policy(config.smtp.offer_auth), config.smtp.listen),
@@ -165,7 +178,9 @@ class MailSuite(MultiService):
         # Further protocols (IMAP, POP3) and the outbound queue add themselves below this line.
         # The outbound queue: scheduler, MX routing, SMTP relay client, DSN bounces; the router
         # wakes it for each new entry.
-        self.scheduler = make_scheduler(config, self.queue, self.store, self.database)
+        self.scheduler = make_scheduler(
+            config, self.queue, self.store, self.database, resolver=self.resolver, signer=signer
+        )
         self.scheduler.setServiceParent(self)
         self.smtp_context.router.queue_observers.append(self.scheduler.wake)
         # IMAP4rev1: STARTTLS on the 143 role, implicit TLS on the 993 role; IDLE sessions hear of

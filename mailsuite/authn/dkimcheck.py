@@ -34,14 +34,20 @@ class DKIMCheck:
     reason: str = ""
 
 
-def _txt_lookup(resolver: Resolver):
-    def dnsfunc(name: bytes, timeout: float = 5) -> bytes | None:
-        answer = resolver.query(name.decode("ascii", "replace"), "TXT")
+class _KeyLookup:
+    """dkimpy's ``dnsfunc``, through our resolver; remembers whether the last key was absent
+    (dkimpy folds "no key" into a plain False, which RFC 8601 calls permerror, not fail)."""
+
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
+        self.missing = False
+
+    def __call__(self, name: bytes, timeout: float = 5) -> bytes | None:
+        answer = self.resolver.query(name.decode("ascii", "replace"), "TXT")
         texts = answer.texts
         keys = [t for t in texts if b"p=" in t] or texts
+        self.missing = not keys
         return keys[0] if keys else None
-
-    return dnsfunc
 
 
 def _tag(value: bytes | None) -> str:
@@ -55,11 +61,11 @@ def verify_signatures(resolver: Resolver, message: bytes) -> list[DKIMCheck]:
     except Exception as exc:  # a message dkimpy cannot even parse
         return [DKIMCheck("permerror", "", "", "", "", f"unparsable message: {exc}")]
     count = sum(1 for name, _ in verifier.headers if name.lower() == _SIGNATURE_FIELD)
-    dnsfunc = _txt_lookup(resolver)
+    dnsfunc = _KeyLookup(resolver)
     return [_verify_one(verifier, index, dnsfunc) for index in range(count)]
 
 
-def _verify_one(verifier: dkim.DKIM, index: int, dnsfunc) -> DKIMCheck:
+def _verify_one(verifier: dkim.DKIM, index: int, dnsfunc: _KeyLookup) -> DKIMCheck:
     fields = _fields_of(verifier, index)
     domain, selector = _tag(fields.get(b"d")).lower(), _tag(fields.get(b"s"))
     algorithm = _tag(fields.get(b"a"))
@@ -70,6 +76,7 @@ def _verify_one(verifier: dkim.DKIM, index: int, dnsfunc) -> DKIMCheck:
 
     if algorithm == "rsa-sha1":
         return check("fail", "rsa-sha1 is not accepted (RFC 8301)")
+    dnsfunc.missing = False
     try:
         valid = verifier.verify(index, dnsfunc=dnsfunc)
     except DNSTemporaryError as exc:
@@ -84,7 +91,11 @@ def _verify_one(verifier: dkim.DKIM, index: int, dnsfunc) -> DKIMCheck:
         return check("permerror", _short(exc))
     except Exception as exc:  # dkimpy on input it did not expect: never a crash of the check
         return check("permerror", f"unverifiable: {type(exc).__name__}")
-    return check("pass") if valid else check("fail", "signature did not verify")
+    if valid:
+        return check("pass")
+    if dnsfunc.missing:
+        return check("permerror", "no key published for this selector")
+    return check("fail", "signature did not verify")
 
 
 def _fields_of(verifier: dkim.DKIM, index: int) -> dict[bytes, bytes]:
@@ -100,7 +111,7 @@ def verify_arc(resolver: Resolver, message: bytes) -> str:
     if b"arc-seal" not in message[: message.find(b"\r\n\r\n")].lower():
         return "none"
     try:
-        result, _, _ = dkim.arc_verify(message, logger=_QUIET, dnsfunc=_txt_lookup(resolver))
+        result, _, _ = dkim.arc_verify(message, logger=_QUIET, dnsfunc=_KeyLookup(resolver))
     except DNSTemporaryError:
         return "fail"
     except Exception:

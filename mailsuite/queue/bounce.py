@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from mailsuite.accounts.addresses import AddressError
 from mailsuite.accounts.database import IUserDatabase
 from mailsuite.accounts.errors import AccountsError
+from mailsuite.authn.bodyhash import RelaxedBodyHash
 from mailsuite.queue.dsn import FAILED_ACTION, build_report
 from mailsuite.queue.entry import QueueEntry, RetryPolicy
 from mailsuite.queue.message import MAX_HEADER_BYTES, inspect_message
@@ -44,7 +45,11 @@ class BounceSender:
         spool_dir: Path,
         hostname: str,
         policy: RetryPolicy,
+        signer: Any = None,
     ) -> None:
+        """``signer``: an authn OutboundSigner; notices from MAILER-DAEMON@<hostname> are signed
+        with the keys of the hostname's nearest local parent domain that has some."""
+        self.signer = signer
         self.spool = spool
         self.store = store
         self.database = database
@@ -106,6 +111,7 @@ class BounceSender:
                 return BounceResult((), None)
             mailboxes, remote = resolution.mailboxes, resolution.remote
         prefix = NULL_RETURN_PATH if mailboxes else b""
+        message = self._signed(message)
         incoming = IncomingMessage(self.spool_dir)
         try:
             incoming.write(prefix + message)
@@ -120,3 +126,18 @@ class BounceSender:
         finally:
             incoming.remove()
         return BounceResult(tuple(mailboxes), queue_id)
+
+    def _signed(self, message: bytes) -> bytes:
+        """The notice with DKIM-Signature fields on top, when a key fits its From: domain."""
+        if self.signer is None:
+            return message
+        end = message.find(b"\r\n\r\n")
+        if end < 0:
+            return message
+        body_hash = RelaxedBodyHash()
+        body_hash.feed(message[end + 4 :])
+        try:
+            return self.signer.sign(message[: end + 2], body_hash.digest()) + message
+        except Exception:
+            log.failure("DKIM signing of a delivery notice failed; it goes unsigned")
+            return message

@@ -543,9 +543,10 @@ def make_scheduler(
     store: MaildirStore,
     database: IUserDatabase,
     resolver: Resolver | None = None,
+    signer: Any = None,
 ) -> QueueScheduler:
     """The scheduler with everything it needs, from the configuration (``resolver``: the
-    server's shared one)."""
+    server's shared one; ``signer``: DKIM for the delivery notices)."""
     policy = RetryPolicy(
         config.queue.retry_schedule, config.queue.lifetime, config.queue.delay_warning
     )
@@ -556,7 +557,9 @@ def make_scheduler(
         Timeouts.from_config(config),
         config.hostname,
     )
-    bounces = BounceSender(spool, store, database, config.spool_dir, config.hostname, policy)
+    bounces = BounceSender(
+        spool, store, database, config.spool_dir, config.hostname, policy, signer=signer
+    )
     return QueueScheduler(
         spool,
         agent,

@@ -34,6 +34,7 @@ class Envelope:
     mailboxes: list[str] = field(default_factory=list)  # local users (deduplicated)
     remote: list[str] = field(default_factory=list)  # non-local recipients (deduplicated)
     body_offset: int = 0  # bytes of Return-Path at the start, skipped when relaying
+    folder: str | None = None  # local copies go to this special folder ("Junk"), not INBOX
 
     def add_mailbox(self, address: str) -> None:
         if address not in self.mailboxes:
@@ -164,7 +165,7 @@ class MessageRouter:
         the links are made at once (IMAP sees the message) and synced by settle_journal().
         """
         incoming, envelope, _ = job
-        if envelope.remote or not 0 < len(envelope.mailboxes) <= MAX_TARGETS:
+        if envelope.remote or envelope.folder or not 0 < len(envelope.mailboxes) <= MAX_TARGETS:
             return None
         assert self._journal is not None
         try:
@@ -211,8 +212,8 @@ class MessageRouter:
     ) -> CommitResult:
         keys = []
         for box in envelope.mailboxes:
-            keys.append(self._store.deliver_file(path, box, sync=False))
-            new_dirs[self._store.new_dir(box)] = None
+            keys.append(self._store.deliver_file(path, box, sync=False, folder=envelope.folder))
+            new_dirs[self._store.new_dir(box, envelope.folder)] = None
         queue_id = None
         if envelope.remote:
             queue_id = self._queue.enqueue_file(

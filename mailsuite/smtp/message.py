@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from mailsuite.authn.bodyhash import RelaxedBodyHash
+from mailsuite.authn.results import strip_forged
 from mailsuite.smtp.datastream import LineEndingNormalizer
 from mailsuite.smtp.headers import count_hops, submission_fixups
 
@@ -33,8 +35,16 @@ class MessageAssembler:
     """
 
     def __init__(
-        self, sink: Sink, prefix: bytes, max_size: int, fix_headers: bool, hostname: str
+        self,
+        sink: Sink,
+        prefix: bytes,
+        max_size: int,
+        fix_headers: bool,
+        hostname: str,
+        body_hash: RelaxedBodyHash | None = None,
     ) -> None:
+        """``body_hash``: fed the body as it streams (for a DKIM signature); Authentication-Results
+        fields claiming ``hostname`` are removed from every message (RFC 8601 §5)."""
         self._sink = sink
         self._prefix = prefix
         self._max_size = max_size
@@ -45,6 +55,10 @@ class MessageAssembler:
         self.content_size = 0
         self.hops = 0
         self.too_big = False
+        self._body_hash = body_hash
+        # The header block as stored (fix-ups included), once complete; None when it was too
+        # large to inspect (such a message is neither signed nor DMARC-checked by its From:).
+        self.header_block: bytes | None = None
 
     def feed(self, content: bytes) -> None:
         if self.too_big or not content:
@@ -68,6 +82,8 @@ class MessageAssembler:
         if self._head is None:
             if data:
                 self._sink.write(data)
+                if self._body_hash is not None:
+                    self._body_hash.feed(data)
             return
         self._head += data
         head = bytes(self._head)
@@ -76,10 +92,17 @@ class MessageAssembler:
             split = end + 2 if end else 0
             self._release_head(head[:split], head[split:])
         elif len(head) > MAX_HEADER_INSPECTION:
-            self._release_head(head, b"")
+            self._release_head(head, b"", complete=False)
 
-    def _release_head(self, head: bytes, rest: bytes) -> None:
+    def _release_head(self, head: bytes, rest: bytes, complete: bool = True) -> None:
         self._head = None
+        head, _ = strip_forged(head, self._hostname)
         self.hops = count_hops(head)
         fixups = submission_fixups(head, self._hostname) if self._fix_headers else b""
         self._sink.write(self._prefix + fixups + head + rest)
+        if not complete:
+            self._body_hash = None
+            return
+        self.header_block = fixups + head
+        if self._body_hash is not None:
+            self._body_hash.feed(rest[2:] if rest.startswith(b"\r\n") else rest)

@@ -67,6 +67,9 @@ class IncomingMessage:
         self._path: Path | None = None
         self._state = _RECEIVING
         self._removed = False
+        # Header lines added after the end of DATA to a message already spilled to a file:
+        # (offset, bytes), written into place by finalize() in the worker thread.
+        self._inserts: list[tuple[int, bytes]] = []
         # Guards state changes only; never held across I/O that could be slow, so the reactor
         # thread (discard) never waits for a worker's fsync.
         self._lock = threading.Lock()
@@ -97,6 +100,57 @@ class IncomingMessage:
         self._buffer += data
         if len(self._buffer) > self._memory_limit:
             self._spill()
+
+    def insert(self, offset: int, data: bytes) -> None:
+        """Put ``data`` at byte ``offset`` of the message (a header added after the end of DATA,
+        e.g. Authentication-Results or DKIM-Signature); before finalize(), on the reactor thread.
+
+        In memory this is a cheap splice; a spilled file is rewritten by finalize() in the worker
+        (one kernel-side copy), so the reactor never copies a large message.
+        """
+        with self._lock:
+            if self._state != _RECEIVING:
+                return
+            if self._file is None:
+                self._buffer[offset:offset] = data
+            else:
+                self._inserts.append((offset, data))
+            self._size += len(data)
+
+    def snapshot(self) -> bytes:
+        """The message as received so far (worker thread, after the end of DATA, before insert()):
+        what the DKIM verifier reads. A spilled message is read back from its file."""
+        if self._file is None:
+            return bytes(self._buffer)
+        self._file.flush()
+        assert self._path is not None
+        return self._path.read_bytes()
+
+    def _apply_inserts(self) -> None:
+        """Rewrite the spool file with the pending inserts in place (worker thread)."""
+        old_file, old_path = self._file, self._path
+        assert old_file is not None and old_path is not None
+        old_file.flush()
+        new_file = self._create_file()
+        try:
+            # The spool file was opened write-only: read it through a second descriptor.
+            with open(old_path, "rb") as reader:
+                source, target = reader.fileno(), new_file.fileno()
+                position = 0
+                for offset, data in sorted(self._inserts, key=lambda item: item[0]):
+                    _copy_range(source, target, position, offset - position)
+                    os.write(target, data)
+                    position = offset
+                _copy_range(source, target, position, os.fstat(source).st_size - position)
+        except BaseException:
+            new_file.close()
+            assert self._path is not None
+            self._path.unlink(missing_ok=True)
+            self._file, self._path = old_file, old_path
+            raise
+        old_file.close()
+        old_path.unlink(missing_ok=True)
+        self._file, self._inserts = new_file, []
 
     def _spill(self) -> None:
         self._file = self._create_file()
@@ -159,6 +213,8 @@ class IncomingMessage:
             try:
                 if self._file is None:
                     self._spill()
+                elif self._inserts:
+                    self._apply_inserts()
                 assert self._file is not None and self._path is not None
                 self._file.flush()
                 if sync:
@@ -204,3 +260,16 @@ class IncomingMessage:
                 pass  # flushing the buffer failed (disk full?): the file is going away anyway
         if self._path is not None:
             self._path.unlink(missing_ok=True)
+
+
+def _copy_range(source: int, target: int, offset: int, count: int) -> None:
+    """Copy ``count`` bytes at ``offset`` of fd ``source`` to the position of fd ``target``."""
+    while count > 0:
+        try:
+            done = os.copy_file_range(source, target, count, offset)
+        except OSError:
+            done = os.write(target, os.pread(source, min(count, 1 << 20), offset))
+        if done <= 0:
+            raise OSError("short copy while rewriting a spool file")
+        offset += done
+        count -= done

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from mailsuite.safeio import copy_file_synced, fsync_dir, makedirs_durable
+from mailsuite.store.folders import SPECIAL_USE
 from mailsuite.store.names import DELIVERY_NAME, MDA_TAG, NameMaker
 
 SUBDIRS = ("tmp", "new", "cur")
@@ -103,17 +104,40 @@ class MaildirStore:
         (``mailsuite.store.names.NameMaker``)."""
         return self._names.make(size)
 
-    def deliver_file(self, source: Path, address: str, sync: bool = True) -> str:
-        """Put the fsync'ed file ``source`` into the INBOX of ``address``; return its Maildir key.
+    def deliver_file(
+        self, source: Path, address: str, sync: bool = True, folder: str | None = None
+    ) -> str:
+        """Put the fsync'ed file ``source`` into the INBOX of ``address`` (or its special-use
+        ``folder``, e.g. "Junk"); return its Maildir key.
 
         Durable on return: the new directory entry is fsync'ed; with ``sync=False`` the caller
-        syncs ``new_dir(address)`` itself (once for a whole batch).
+        syncs ``new_dir(address, folder)`` itself (once for a whole batch).
         """
         size = os.stat(source).st_size
-        root, name = self._into_inbox(address, lambda root: self._place(source, root, size))
+        if folder is not None:
+            root = self._ensure_special(address, folder)
+            name = self._place(source, root, size)
+        else:
+            root, name = self._into_inbox(address, lambda root: self._place(source, root, size))
         if sync:
             fsync_dir(root / "new")
         return name
+
+    def _ensure_special(self, address: str, folder: str) -> Path:
+        """The Maildir++ directory of a special-use folder (``<root>/.Junk``), created if missing
+        (the same layout store/folders.py gives it, so IMAP lists it with its \\Junk flag)."""
+        if folder not in SPECIAL_USE:
+            raise ValueError(f"not a special-use folder: {folder!r}")
+        path = self.ensure_maildir(address) / f".{folder}"
+        with self._known_lock:
+            if path in self._known:
+                return path
+        with self._create_lock:
+            for sub in SUBDIRS:
+                makedirs_durable(path / sub)
+            with self._known_lock:
+                self._known.add(path)
+        return path
 
     def deliver_named(self, source: Path, address: str, name: str) -> Path:
         """Link ``source`` into the INBOX of ``address`` as ``name`` (from unique_name()).
@@ -156,9 +180,10 @@ class MaildirStore:
                 return root / "new"
         return self.deliver_named(source, address, name)
 
-    def new_dir(self, address: str) -> Path:
-        """The ``new/`` directory of the INBOX of ``address``."""
-        return self.maildir_path(address) / "new"
+    def new_dir(self, address: str, folder: str | None = None) -> Path:
+        """The ``new/`` directory of the INBOX of ``address`` (or of its special ``folder``)."""
+        root = self.maildir_path(address)
+        return (root / f".{folder}" if folder else root) / "new"
 
     def _place(self, source: Path, root: Path, size: int) -> str:
         while True:

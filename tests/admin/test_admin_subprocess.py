@@ -26,7 +26,7 @@ def run(*args, stdin=""):
 
 def test_round_trip_through_processes(tmp_path):
     data = str(tmp_path / "data")
-    result = run("--data-dir", data, "domain", "add", "example.com")
+    result = run("--data-dir", data, "domain", "add", "--no-dkim", "example.com")
     assert (result.returncode, result.stdout, result.stderr) == (
         0,
         "added domain example.com\n",

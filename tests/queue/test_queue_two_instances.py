@@ -30,7 +30,8 @@ def test_mail_and_reply_between_two_instances(zone, start_instance):
     )
 
     [received] = wait_until(lambda: b.messages("bob@b.test"), what="the message at b.test")
-    assert received.startswith(b"Return-Path: <alice@a.test>\r\nReceived: from mx.a.test ")
+    assert received.startswith(b"Return-Path: <alice@a.test>\r\nAuthentication-Results: mx.b.test;")
+    assert b"\r\nReceived: from mx.a.test " in received
     assert b"by mx.b.test (mailsuite) with ESMTPS" in received  # A used B's STARTTLS
     assert b"(Authenticated sender: alice@a.test)" in received  # A's own Received header
     assert received.endswith(b"\r\n\r\nNoon at the usual place?\r\n")
@@ -43,6 +44,7 @@ def test_mail_and_reply_between_two_instances(zone, start_instance):
     )
 
     [reply] = wait_until(lambda: a.messages("alice@a.test"), what="the reply at a.test")
-    assert reply.startswith(b"Return-Path: <bob@b.test>\r\nReceived: from mx.b.test ")
+    assert reply.startswith(b"Return-Path: <bob@b.test>\r\nAuthentication-Results: mx.a.test;")
+    assert b"\r\nReceived: from mx.b.test " in reply
     assert b"In-Reply-To: <q1@a.test>" in reply and reply.endswith(b"Sure.\r\n")
     wait_until(lambda: not a.queue_ids() and not b.queue_ids(), what="both queues to empty")

@@ -1,7 +1,9 @@
 """The shared resolver against a fake zone: records, CNAMEs, negative answers, errors, the cache."""
 
 import pytest
-from mailsuite.resolver import Resolver, DNSTemporaryError
+
+from mailsuite.resolver import DNSTemporaryError, Resolver
+
 
 def test_resolver_answers_and_caches(zone):
     zone.txt("a.example", "v=spf1 ", "-all")
