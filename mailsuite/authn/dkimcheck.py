@@ -56,6 +56,9 @@ def _tag(value: bytes | None) -> str:
 
 def verify_signatures(resolver: Resolver, message: bytes) -> list[DKIMCheck]:
     """One DKIMCheck per DKIM-Signature field, top to bottom; [] when there is none."""
+    end = message.find(b"\r\n\r\n")
+    if _SIGNATURE_FIELD not in message[: end if end >= 0 else len(message)].lower():
+        return []  # the common unsigned case costs a scan of the header block, not a parse
     try:
         verifier = dkim.DKIM(message, logger=_QUIET, minkey=1024)
     except Exception as exc:  # a message dkimpy cannot even parse

@@ -11,6 +11,8 @@ reject, it is a 451 and the sender tries again.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 from mailsuite.authn import dmarc, iprev, results, spf
@@ -19,6 +21,32 @@ from mailsuite.authn.fromfield import from_domains
 from mailsuite.resolver import Resolver
 
 ACCEPT, JUNK, REJECT, TEMPFAIL = "accept", "junk", "reject", "tempfail"
+
+# How long a result of the checks is reused for the same inputs: a busy sender's next message
+# costs a dictionary lookup, not an SPF evaluation. Short, so that a changed DNS record is seen
+# about as soon as the resolver's own cache lets it be.
+RESULT_MEMO_SECONDS = 30.0
+RESULT_MEMO_SIZE = 10_000
+
+
+class _Memo:
+    """A small thread-safe map whose entries expire; cleared wholesale when full."""
+
+    def __init__(self) -> None:
+        self._entries: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        entry = self._entries.get(key)
+        if entry is not None and entry[1] > time.monotonic():
+            return entry[0]
+        return None
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            if len(self._entries) >= RESULT_MEMO_SIZE:
+                self._entries.clear()
+            self._entries[key] = (value, time.monotonic() + RESULT_MEMO_SECONDS)
 
 @dataclass(frozen=True)
 class EnvelopeChecks:
@@ -35,6 +63,7 @@ class Verdict:
     enhanced: str
     reason: str  # reply text for a refusal; a short summary otherwise
     summary: str  # "spf=pass dkim=pass dmarc=pass" for the log line
+    authentic: bool = False  # DMARC passed for every From: domain (there was at least one)
 
 
 class InboundChecks:
@@ -45,8 +74,20 @@ class InboundChecks:
         self.resolver = resolver
         self.authserv_id = authserv_id
         self.policy = policy
+        self._envelopes = _Memo()  # (ip, helo, mail from) -> EnvelopeChecks
+        self._passes = _Memo()  # DMARC passes: (domain, spf, dkim results) -> DMARCResult
+
+    def known_envelope(self, ip: str, helo: str, mail_from: str) -> EnvelopeChecks | None:
+        """The envelope checks of these inputs, if done in the last seconds (no I/O: reactor)."""
+        return self._envelopes.get((ip, helo.lower(), mail_from.lower()))
 
     def envelope(self, ip: str, helo: str, mail_from: str) -> EnvelopeChecks:
+        checks = self._envelope(ip, helo, mail_from)
+        if "temperror" not in (checks.helo.result, checks.mail_from.result):
+            self._envelopes.put((ip, helo.lower(), mail_from.lower()), checks)
+        return checks
+
+    def _envelope(self, ip: str, helo: str, mail_from: str) -> EnvelopeChecks:
         helo_result = spf.check_helo(self.resolver, ip, helo)
         if mail_from:
             mail_result = spf.check_mail_from(self.resolver, ip, mail_from, helo)
@@ -55,26 +96,48 @@ class InboundChecks:
         reverse = iprev.check_iprev(self.resolver, ip) if self.policy.iprev else None
         return EnvelopeChecks(helo_result, mail_result, reverse)
 
+    def quick(
+        self, envelope: EnvelopeChecks, header_block: bytes, mail_from: str, ip: str
+    ) -> Verdict | None:
+        """The verdict without any I/O, when it needs none: no DKIM signature or ARC set to
+        verify, and each From: domain's DMARC pass known from the last seconds (the common case
+        of a steady sender); None otherwise (then ``message`` in a thread). Reactor-safe."""
+        lowered = header_block.lower()
+        if b"dkim-signature" in lowered or b"arc-seal" in lowered:
+            return None
+        spf_key = (envelope.mail_from.result, envelope.mail_from.domain)
+        evaluations = []
+        for domain in from_domains(header_block):
+            known = self._passes.get((domain, spf_key, ()))
+            if known is None:
+                return None
+            evaluations.append(known)
+        if not evaluations:
+            return None
+        return self._verdict(envelope, [], "none", evaluations, mail_from, ip)
+
     def message(
         self, envelope: EnvelopeChecks, message: bytes, header_block: bytes, mail_from: str, ip: str
     ) -> Verdict:
         signatures = verify_signatures(self.resolver, message)
         arc = verify_arc(self.resolver, message)
-        spf_result = envelope.mail_from
-        evaluations = [
-            dmarc.evaluate(
-                self.resolver,
-                domain,
-                (spf_result.result, spf_result.domain),
-                [(s.result, s.domain) for s in signatures],
-            )
-            for domain in from_domains(header_block)
-        ]
+        spf_key = (envelope.mail_from.result, envelope.mail_from.domain)
+        dkim_key = tuple((s.result, s.domain) for s in signatures)
+        evaluations = []
+        for domain in from_domains(header_block):
+            evaluation = dmarc.evaluate(self.resolver, domain, spf_key, list(dkim_key))
+            if evaluation.result == "pass":  # a pass does not depend on pct sampling
+                self._passes.put((domain, spf_key, dkim_key), evaluation)
+            evaluations.append(evaluation)
+        return self._verdict(envelope, signatures, arc, evaluations, mail_from, ip)
+
+    def _verdict(self, envelope, signatures, arc, evaluations, mail_from, ip) -> Verdict:
         lines = self._result_lines(envelope, signatures, arc, evaluations, mail_from, ip)
         header = results.header(self.authserv_id, lines)
         summary = " ".join(line.split(" ", 1)[0] for line in lines)
         action, code, enhanced, reason = self._decide(envelope, signatures, evaluations)
-        return Verdict(header, action, code, enhanced, reason or summary, summary)
+        authentic = bool(evaluations) and all(e.result == "pass" for e in evaluations)
+        return Verdict(header, action, code, enhanced, reason or summary, summary, authentic)
 
     # --- the header ---------------------------------------------------------------------------
 

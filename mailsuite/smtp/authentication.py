@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from twisted.internet import threads
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from mailsuite.authn.bodyhash import RelaxedBodyHash
@@ -57,6 +57,9 @@ class MessageAuthentication:
             return Pending(body_hash=RelaxedBodyHash()) if self.signer is not None else None
         if self.checks is None:
             return None
+        known = self.checks.known_envelope(ip, helo, mail_from)
+        if known is not None:
+            return Pending(envelope=succeed(known))  # a steady sender: no thread, no DNS
         pending = Pending(envelope=threads.deferToThread(self.checks.envelope, ip, helo, mail_from))
         pending.envelope.addErrback(self._failed)
         return pending
@@ -68,8 +71,13 @@ class MessageAuthentication:
         incoming: IncomingMessage,
         mail_from: str,
         ip: str,
+        forwarding: bool = False,
     ) -> Outcome:
-        """What to add and what to answer (never raises: a failing check accepts unmarked)."""
+        """What to add and what to answer (never raises: a failing check accepts unmarked).
+
+        ``forwarding``: the MX message goes on to remote recipients (an alias): if it is
+        authentic mail of one of our domains (DMARC pass), it is signed on its way out too.
+        """
         if pending.body_hash is not None:
             if header_block is None or self.signer is None:
                 return _NOTHING  # a header block too large to inspect is sent unsigned
@@ -84,15 +92,23 @@ class MessageAuthentication:
         envelope = await pending.envelope
         if envelope is None:
             return _NOTHING
+        head = None if forwarding else incoming.head()
+        verdict = None if head is None else self.checks.quick(envelope, head, mail_from, ip)
+        if verdict is not None:
+            return self._outcome(verdict, b"")
         try:
-            verdict = await threads.deferToThread(
-                self._verify, envelope, incoming, mail_from, ip
+            verdict, signature = await threads.deferToThread(
+                self._verify, envelope, incoming, mail_from, ip, forwarding
             )
         except Exception:
             log.failure("verifying a message failed; accepted without Authentication-Results")
             return _NOTHING
+        return self._outcome(verdict, signature)
+
+    @staticmethod
+    def _outcome(verdict, signature: bytes) -> Outcome:
         return Outcome(
-            verdict.header,
+            verdict.header + signature,
             verdict.action,
             verdict.code,
             verdict.enhanced,
@@ -100,13 +116,20 @@ class MessageAuthentication:
             verdict.summary,
         )
 
-    def _verify(self, envelope, incoming: IncomingMessage, mail_from: str, ip: str):
-        """DKIM, ARC and DMARC on the message as received (worker thread)."""
+    def _verify(self, envelope, incoming, mail_from: str, ip: str, forwarding: bool):
+        """DKIM, ARC and DMARC on the message as received; the signature of authentic
+        forwarded mail of our own domains (worker thread)."""
         assert self.checks is not None
         message = incoming.snapshot()
         end = message.find(b"\r\n\r\n")
         header_block = message[: end + 2] if end >= 0 else message
-        return self.checks.message(envelope, message, header_block, mail_from, ip)
+        verdict = self.checks.message(envelope, message, header_block, mail_from, ip)
+        signature = b""
+        if forwarding and verdict.authentic and self.signer is not None and end >= 0:
+            body_hash = RelaxedBodyHash()
+            body_hash.feed(message[end + 4 :])
+            signature = self.signer.sign(header_block, body_hash.digest())
+        return verdict, signature
 
     @staticmethod
     def _failed(failure) -> None:

@@ -528,6 +528,7 @@ class ESMTPServer(LineSession):
                 phase.incoming,
                 txn.sender.address,
                 self.peer,
+                forwarding=bool(txn.envelope.remote),
             )
         )
 

@@ -126,6 +126,14 @@ class IncomingMessage:
         assert self._path is not None
         return self._path.read_bytes()
 
+    def head(self) -> bytes | None:
+        """The header block (through the CRLF before the empty line) of a message still in
+        memory, for checks that need nothing else; None if spilled or no empty line (reactor)."""
+        if self._file is not None:
+            return None
+        end = self._buffer.find(b"\r\n\r\n")
+        return bytes(self._buffer[: end + 2]) if end >= 0 else None
+
     def _apply_inserts(self) -> None:
         """Rewrite the spool file with the pending inserts in place (worker thread)."""
         old_file, old_path = self._file, self._path

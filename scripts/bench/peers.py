@@ -7,6 +7,7 @@ where that recipient's mail lands so the bench can check what really arrived.
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import ssl
@@ -23,6 +24,19 @@ USER = "bench"
 RECIPIENT = f"{USER}@{DOMAIN}"
 PASSWORD = "bench-password-1"
 HERE = Path(__file__).resolve().parent
+
+
+def _answers_dns(port: int) -> bool:
+    """Whether a DNS server answers on 127.0.0.1:port (any answer will do)."""
+    query = bytes.fromhex("abcd01000001000000000000") + b"\x07example\x00\x00\x01\x00\x01"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.5)
+        try:
+            sock.sendto(query, ("127.0.0.1", port))
+            return sock.recv(512)[:2] == query[:2]
+        except OSError:
+            return False
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -103,12 +117,51 @@ class Peer:
         return process
 
 
-class MailsuitePeer(Peer):
-    """``twistd -n mailsuite`` from this interpreter's venv; user added with mailsuite-admin."""
+# The zone a "mailsuite-authn" peer checks against: the MX load's sender domain publishes SPF
+# (the load comes from 127.0.0.1) and DMARC p=reject, 127.0.0.1 has a forward-confirmed PTR.
+MX_SENDER_DOMAIN = "remote.example"
+LOADGEN_HELO = "loadgen.bench.example"
+AUTHN_ZONE = {
+    MX_SENDER_DOMAIN: [["TXT", "v=spf1 ip4:127.0.0.1 -all"]],
+    f"_dmarc.{MX_SENDER_DOMAIN}": [["TXT", "v=DMARC1; p=reject"]],
+    "1.0.0.127.in-addr.arpa": [["PTR", LOADGEN_HELO]],
+    LOADGEN_HELO: [["A", "127.0.0.1"], ["TXT", "v=spf1 a -all"]],
+}
 
-    def __init__(self, work: Path, cert: Path, key: Path) -> None:
-        super().__init__("mailsuite", work)
+
+class MailsuitePeer(Peer):
+    """``twistd -n mailsuite`` from this interpreter's venv; user added with mailsuite-admin.
+
+    ``authn=False`` ("mailsuite"): DKIM signing and the MX checks off, the rows the bench always
+    had. ``authn=True`` ("mailsuite-authn"): the defaults, signing on (keys from ``domain add``)
+    and SPF/DKIM/DMARC/iprev checks on the MX against a local DNS zone (dns_zone.py).
+    """
+
+    def __init__(self, work: Path, cert: Path, key: Path, authn: bool = False) -> None:
+        super().__init__("mailsuite-authn" if authn else "mailsuite", work)
         self.cert, self.key = cert, key
+        self.authn = authn
+        if authn:
+            self.note = "DKIM signing + SPF/DKIM/DMARC/iprev checks against a local DNS zone"
+
+    def pids(self, kind: str = "mx") -> list[int]:
+        """The server only: the DNS zone stands for the internet's DNS, not for mailsuite."""
+        return [p.pid for p in self.processes[-1:] if p.poll() is None]
+
+    def _authn_config(self) -> str:
+        if not self.authn:
+            return "[dkim]\nsign = false\n[verify]\nenabled = false\n"
+        zone_file = self.work / "zone.json"
+        zone_file.write_text(json.dumps(AUTHN_ZONE))
+        port = free_port()
+        zone = self.spawn([sys.executable, str(HERE / "dns_zone.py"), str(port), str(zone_file)],
+                          "dns_zone.log")  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not _answers_dns(port):
+            if zone.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the bench DNS zone did not start")
+            time.sleep(0.1)
+        return f'[dns]\nnameservers = ["127.0.0.1"]\nport = {port}\ntimeout = 2\n'
 
     def start(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
@@ -116,7 +169,7 @@ class MailsuitePeer(Peer):
         self.ports = {"mx": free_port(), "submission": free_port()}
         config = self.work / "mailsuite.toml"
         config.write_text(
-            f'[server]\nhostname = "mailsuite.{DOMAIN}"\n'
+            self._authn_config() + f'[server]\nhostname = "mailsuite.{DOMAIN}"\n'
             f'[tls]\ncert_file = "{self.cert}"\nkey_file = "{self.key}"\n'
             f'[smtp]\nlisten = ["127.0.0.1:{self.ports["mx"]}"]\n'
             f'[submission]\nlisten = ["127.0.0.1:{self.ports["submission"]}"]\n'
@@ -136,6 +189,7 @@ class MailsuitePeer(Peer):
             )
         twistd = str(Path(sys.executable).with_name("twistd"))
         args = [twistd, "-n", "--pidfile=", "mailsuite", "--config", str(config)]
+        # (twistd is spawned last: pids() counts only it)
         process = self.spawn(args + ["--data-dir", str(data)], "twistd.log", cwd=self.work)
         wait_for_banner(self.ports["mx"], process)
         self.maildir = data / "mail" / DOMAIN / USER

@@ -505,6 +505,7 @@ def run_smtp(args: argparse.Namespace, work: Path, cert: Path, key: Path) -> dic
 
     candidates: list[peers.Peer] = [
         peers.MailsuitePeer(work / "mailsuite", cert, key),
+        peers.MailsuitePeer(work / "mailsuite-authn", cert, key, authn=True),
         peers.PostfixPeer(work / "postfix", cert, key, hash_password(peers.PASSWORD)),
         peers.AiosmtpdPeer(work / "aiosmtpd", tools_python),
         peers.TwistedMailPeer(work / "twisted-mail"),

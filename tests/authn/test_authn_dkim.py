@@ -190,3 +190,26 @@ def test_rfc8463_appendix_a_message_verifies_with_both_keys(zone):
         ("pass", "brisbane", "ed25519-sha256"),
         ("pass", "test", "rsa-sha256"),
     ]
+
+
+def test_an_arc_chain_is_verified_and_a_broken_one_fails(zone):
+    """ARC (RFC 8617): a forwarder sealed the message (dkimpy's signer); we verify the chain."""
+    import dkim
+
+    from mailsuite.authn.dkimcheck import verify_arc
+
+    forwarder, public = rsa_key("list.example", "arc")
+    publish(zone, forwarder, public)
+    message = (
+        b"Authentication-Results: lists.list.example; spf=pass smtp.mailfrom=joe@example.com\r\n"
+        + HEADERS
+        + b"\r\n"
+        + BODY
+    )
+    seal = b"".join(
+        dkim.arc_sign(message, b"arc", b"list.example", forwarder.private_key, b"lists.list.example")
+    )
+    resolver = Resolver(("127.0.0.1",), zone.port, timeout=2)
+    assert verify_arc(resolver, seal + message) == "pass"
+    assert verify_arc(resolver, seal + message.replace(b"hungry", b"angry")) == "fail"
+    assert verify_arc(resolver, message) == "none"

@@ -22,7 +22,6 @@ import pytest
 import spf
 import yaml
 from support.dns import FakeZone
-from twisted.internet import defer
 from twisted.names import dns
 
 from mailsuite.authn.spf import check_helo, check_mail_from
@@ -44,38 +43,9 @@ XFAIL: dict[str, str] = {
 }
 
 
-class SuiteZone(FakeZone):
-    """A FakeZone that can also time out by type: ``answers_only[name]`` is the set of types
-    the name answers; queries of its other types are never answered (the suite's TIMEOUT)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.answers_only: dict[str, set[int]] = {}
-
-    def start(self, reactor) -> None:
-        super().start(reactor)
-        chain = self._ports[1].factory.resolver  # the server's ResolverChain, UDP and TCP alike
-        chain.resolvers = [_TimeoutByType(self, authority) for authority in chain.resolvers]
-
-
-class _TimeoutByType:
-    """An IResolver in front of the zone's own: leaves the types ``answers_only`` lacks silent."""
-
-    def __init__(self, zone: SuiteZone, authority) -> None:
-        self.zone, self.authority = zone, authority
-
-    def query(self, query: dns.Query, timeout=None):
-        key = query.name.name.decode().lower().rstrip(".")
-        answered = self.zone.answers_only.get(key)
-        if answered is not None and query.type not in answered:
-            self.zone.queries.append((key, dns.QUERY_TYPES.get(query.type, query.type)))
-            return defer.Deferred()  # never answered: the client's timeout decides
-        return self.authority.query(query, timeout)
-
-
 @pytest.fixture
 def suite_zone(reactor_thread):
-    zone = SuiteZone()
+    zone = FakeZone()
     reactor_thread.call(zone.start, reactor_thread.reactor)
     yield zone
     reactor_thread.call(zone.stop)
@@ -86,7 +56,7 @@ def _strings(value) -> list[bytes]:
     return [s.encode() for s in ([value] if isinstance(value, str) else value)]
 
 
-def _serve(zone: SuiteZone, zonedata: dict) -> None:
+def _serve(zone: FakeZone, zonedata: dict) -> None:
     """Publish one scenario's zone data the way the suite means it (see the module docstring)."""
     for name, entries in zonedata.items():
         key = name.lower().rstrip(".")

@@ -133,3 +133,26 @@ def test_delivery_notices_are_signed_with_the_hostnames_domain(instances):
     resolver = Resolver(("127.0.0.1",), zone.port, timeout=2)
     checks = verify_signatures(resolver, notice)
     assert [(c.result, c.domain) for c in checks] == [("pass", "a.test"), ("pass", "a.test")]
+
+
+def test_authentic_mail_forwarded_by_an_alias_is_signed_on_its_way_out(instances):
+    """B's MX gets mail of its own domain (SPF-aligned, DMARC pass) for an alias that forwards
+    to A: B signs it with b.test's keys, so it still passes DMARC at A."""
+    zone, a, b = instances
+    zone.txt("b.test", "v=spf1 ip4:127.0.0.1 -all")
+    zone.txt("_dmarc.b.test", "v=DMARC1; p=reject")
+    for algorithm in ("rsa", "ed25519"):
+        key = DKIMKeyStore(b.config.dkim_dir).generate("b.test", algorithm)
+        zone.txt(key.dns_name(), *key.txt_strings())
+    b.db.add_alias("team@b.test", "alice@a.test")
+    with smtplib.SMTP("127.0.0.1", b.port("smtp"), "app.b.test", timeout=10) as client:
+        client.sendmail(
+            "app@b.test",
+            ["team@b.test"],
+            b"From: The app <app@b.test>\r\nTo: team@b.test\r\nSubject: report\r\n\r\nok\r\n",
+        )
+    [forwarded] = wait_until(lambda: a.messages("alice@a.test"), what="the forwarded copy")
+    head = forwarded.split(b"\r\n\r\n", 1)[0].decode()
+    results = " ".join(head[head.index("Authentication-Results: mx.a.test;") :].split())
+    assert results.count("dkim=pass header.d=b.test") == 2
+    assert "Authentication-Results: mx.b.test;" in head  # B's own verdict travels along

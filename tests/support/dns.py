@@ -21,7 +21,8 @@ class _ZoneResolver(common.ResolverBase):
         self.zone.queries.append((key, dns.QUERY_TYPES.get(type, type)))
         if key in self.zone.servfail:
             return defer.fail(RuntimeError(f"SERVFAIL for {key}"))
-        if key in self.zone.silent:
+        answered = self.zone.answers_only.get(key)
+        if key in self.zone.silent or (answered is not None and type not in answered):
             return defer.Deferred()  # never answered: the client's timeout decides
         if key not in self.zone.records:
             return defer.fail(dns.AuthoritativeDomainError(name))
@@ -57,6 +58,8 @@ class FakeZone:
         self.records: dict[str, list] = {}
         self.servfail: set[str] = set()
         self.silent: set[str] = set()  # names whose queries are never answered
+        # name -> the record types it answers; queries of its other types are never answered
+        self.answers_only: dict[str, set[int]] = {}
         self.queries: list[tuple[str, str]] = []
         self.port = 0
         self._ports: list = []
