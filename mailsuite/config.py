@@ -149,6 +149,42 @@ class VerifySection:
 
 
 @dataclass(frozen=True)
+class PublicSection:
+    """How the world reaches this server: for autoconfig, the DNS records and the doctor."""
+
+    hostname: str  # the MX / client-facing name ("" in the file: server.hostname)
+    ipv4: tuple[str, ...]  # public addresses ([] : not published, e.g. behind NAT unknown)
+    ipv6: tuple[str, ...]
+    ports: tuple[tuple[str, int], ...]  # role -> public port, where it differs from listen
+
+
+@dataclass(frozen=True)
+class MTASTSSection:
+    mode: str  # enforce | testing | none (RFC 8461 §3.2)
+    max_age: int
+
+
+@dataclass(frozen=True)
+class ACMESection:
+    enabled: bool
+    directory: str
+    email: str
+    ca_file: Path | None  # trust for the ACME server itself (a test CA such as pebble's)
+    renew_days: int
+
+
+@dataclass(frozen=True)
+class CheckSection:
+    probe_mx: str  # "host:port" the doctor connects to to test outbound port 25 ("": skip)
+    blocklists: tuple[str, ...]
+    queue_age_hours: float
+
+
+# Mail roles whose listeners clients are told about (autoconfig, SRV records, the doctor).
+CLIENT_ROLES = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration: ``config.<section>.<key>``, as in the TOML file."""
 
@@ -170,6 +206,30 @@ class Config:
     dns: DNSSection
     dkim: DKIMSection
     verify: VerifySection
+    http: ListenSection
+    https: ListenSection
+    public: PublicSection
+    mta_sts: MTASTSSection
+    acme: ACMESection
+    check: CheckSection
+
+    def public_port(self, role: str) -> int | None:
+        """The port clients use for ``role``: ``public.ports`` if set there, else the port of
+        its first listen address; None when the role has no listener (disabled)."""
+        override = dict(self.public.ports).get(role)
+        if override is not None:
+            return override
+        addresses = getattr(self, role).listen
+        return addresses[0].port if addresses else None
+
+    @property
+    def public_hostname(self) -> str:
+        return self.public.hostname or self.hostname
+
+    @property
+    def acme_dir(self) -> Path:
+        """ACME account key, issued certificates, and pending HTTP-01 challenge tokens."""
+        return self.data_dir / "acme"
 
     @property
     def hostname(self) -> str:
@@ -225,6 +285,12 @@ SECTIONS: dict[str, type] = {
     "dns": DNSSection,
     "dkim": DKIMSection,
     "verify": VerifySection,
+    "http": ListenSection,
+    "https": ListenSection,
+    "public": PublicSection,
+    "mta_sts": MTASTSSection,
+    "acme": ACMESection,
+    "check": CheckSection,
 }
 
 
@@ -332,6 +398,33 @@ def _transport_map(key: str, value: Any) -> tuple[tuple[str, ListenAddress], ...
     return tuple(sorted(pairs.items()))
 
 
+def _role_ports(key: str, value: Any) -> tuple[tuple[str, int], ...]:
+    """``{ submission = 587, ... }``: the public port of a role, where it is not the listen port."""
+    if not isinstance(value, dict):
+        raise ConfigError(key, "expected a table of role = port, e.g. { submission = 587 }")
+    for role in value:
+        if role not in CLIENT_ROLES + ("http", "https"):
+            raise ConfigError(f"{key}.{role}", f"not a role; one of {', '.join(CLIENT_ROLES)}")
+    return tuple(sorted((role, _port(f"{key}.{role}", port)) for role, port in value.items()))
+
+
+def _ip_version_list(version: int) -> Callable[[str, Any], tuple[str, ...]]:
+    def parse(key: str, value: Any) -> tuple[str, ...]:
+        addresses = _ip_list(key, value)
+        for address in addresses:
+            if ipaddress.ip_address(address).version != version:
+                raise ConfigError(key, f"not an IPv{version} address: {address}")
+        return addresses
+
+    return parse
+
+
+def _string_list(key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(key, "expected a list of strings")
+    return tuple(_string(key, item) for item in value)
+
+
 def _choice(*allowed: str) -> Callable[[str, Any], str]:
     def parse(key: str, value: Any) -> str:
         if value not in allowed:
@@ -413,6 +506,22 @@ SCHEMA: dict[str, tuple[_Parser, Any]] = {
     "verify.on_dmarc_quarantine": (_choice("junk", "accept", "reject"), "junk"),
     "verify.on_spf_fail": (_choice("accept", "junk", "reject"), "accept"),
     "verify.iprev": (_bool, True),
+    "http.listen": (_listen_list, ["127.0.0.1:2080"]),
+    "https.listen": (_listen_list, []),
+    "public.hostname": (_string, ""),
+    "public.ipv4": (_ip_version_list(4), []),
+    "public.ipv6": (_ip_version_list(6), []),
+    "public.ports": (_role_ports, {}),
+    "mta_sts.mode": (_choice("testing", "enforce", "none"), "testing"),
+    "mta_sts.max_age": (_positive_int, 604_800),
+    "acme.enabled": (_bool, False),
+    "acme.directory": (_string, "https://acme-v02.api.letsencrypt.org/directory"),
+    "acme.email": (_string, ""),
+    "acme.ca_file": (_optional_path, ""),
+    "acme.renew_days": (_positive_int, 30),
+    "check.probe_mx": (_string, ""),
+    "check.blocklists": (_string_list, ["zen.spamhaus.org"]),
+    "check.queue_age_hours": (_positive_seconds, 24),
 }
 
 
@@ -456,7 +565,12 @@ def load_config(path: str | Path | None = None, data_dir: str | Path | None = No
         raise ConfigError("tls.cert_file", "tls.cert_file and tls.key_file must be set together")
     if relay["username"] and not relay["password"]:
         raise ConfigError("relay.password", "relay.username is set: give its password too")
-    for section, name in (("tls", "cert_file"), ("tls", "key_file"), ("relay", "tls_ca_file")):
+    for section, name in (
+        ("tls", "cert_file"),
+        ("tls", "key_file"),
+        ("relay", "tls_ca_file"),
+        ("acme", "ca_file"),
+    ):
         if values[section][name] is not None:
             values[section][name] = values[section][name].resolve()
     return Config(**{name: SECTIONS[name](**fields) for name, fields in values.items()})

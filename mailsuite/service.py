@@ -45,6 +45,7 @@ from mailsuite.store.incoming import clean_spool
 from mailsuite.store.interfaces import IMailAccount, IMaildropAccount
 from mailsuite.store.journal import DeliveryJournal
 from mailsuite.store.maildir import MaildirStore
+from mailsuite.web.site import make_site
 
 log = Logger(namespace="mailsuite")
 
@@ -201,6 +202,10 @@ class MailSuite(MultiService):
         self.pop3_context = POP3Context.from_config(config, self.authenticator, self.tls_options)
         self.add_listeners("pop3", config.pop3.listen, POP3Factory(self.pop3_context, False), False)
         self.add_listeners("pop3s", config.pop3s.listen, POP3Factory(self.pop3_context, True), True)
+        # HTTP(S): autoconfig, autodiscover, MTA-STS, ACME challenges, /healthz.
+        self.site = make_site(config, self.database, self.dkim_keys)
+        self.add_listeners("http", config.http.listen, self.site, False)
+        self.add_listeners("https", config.https.listen, self.site, True)
 
     def add_listeners(
         self, role: str, addresses: tuple[ListenAddress, ...], factory: Factory, implicit_tls: bool

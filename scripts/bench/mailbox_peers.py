@@ -85,7 +85,9 @@ class MailsuiteMailboxPeer(MailboxPeer):
             f'[imaps]\nlisten = ["127.0.0.1:{self.ports["imap"]}"]\n'
             f'[pop3s]\nlisten = ["127.0.0.1:{self.ports["pop3"]}"]\n'
             f"[imap]\nlisten = []\nmax_connections_per_user = {self.max_conn}\n"
-            + "".join(f"[{role}]\nlisten = []\n" for role in ("submission", "submissions", "pop3"))
+            + "".join(
+                f"[{role}]\nlisten = []\n" for role in ("submission", "submissions", "pop3", "http")
+            )
         )
         admin = [sys.executable, "-m", "mailsuite.admin", "--config", str(self.config)]
         admin += ["--data-dir", str(self.data)]

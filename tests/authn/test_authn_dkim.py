@@ -207,7 +207,9 @@ def test_an_arc_chain_is_verified_and_a_broken_one_fails(zone):
         + BODY
     )
     seal = b"".join(
-        dkim.arc_sign(message, b"arc", b"list.example", forwarder.private_key, b"lists.list.example")
+        dkim.arc_sign(
+            message, b"arc", b"list.example", forwarder.private_key, b"lists.list.example"
+        )
     )
     resolver = Resolver(("127.0.0.1",), zone.port, timeout=2)
     assert verify_arc(resolver, seal + message) == "pass"

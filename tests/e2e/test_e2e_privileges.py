@@ -41,7 +41,8 @@ def test_root_start_with_uid_hands_the_data_directory_over(world_readable_dir):
         '[server]\nhostname = "mail.e2e.example"\n'
         + "".join(f'[{role}]\nlisten = ["127.0.0.1:{port}"]\n' for role, port in ports.items())
         + "".join(
-            f"[{role}]\nlisten = []\n" for role in ("submissions", "imap", "imaps", "pop3", "pop3s")
+            f"[{role}]\nlisten = []\n"
+            for role in ("submissions", "imap", "imaps", "pop3", "pop3s", "http")
         )
     )
 

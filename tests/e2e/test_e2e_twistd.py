@@ -48,7 +48,9 @@ class ServerProcess:
             + "".join(
                 f'[{role}]\nlisten = ["127.0.0.1:{port}"]\n' for role, port in self.ports.items()
             )
-            + "".join(f"[{role}]\nlisten = []\n" for role in ("imap", "imaps", "pop3", "pop3s"))
+            + "".join(
+                f"[{role}]\nlisten = []\n" for role in ("imap", "imaps", "pop3", "pop3s", "http")
+            )
         )
         self.cwd = tmp_path
         self.process: subprocess.Popen | None = None
