@@ -11,6 +11,7 @@ reject, it is a 451 and the sender tries again.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ ACCEPT, JUNK, REJECT, TEMPFAIL = "accept", "junk", "reject", "tempfail"
 # costs a dictionary lookup, not an SPF evaluation. Short, so that a changed DNS record is seen
 # about as soon as the resolver's own cache lets it be.
 RESULT_MEMO_SECONDS = 30.0
+_FROM_FIELD = re.compile(rb"^from[ \t]*:[^\r\n]*(?:\r\n[ \t][^\r\n]*)*", re.I | re.M)
 RESULT_MEMO_SIZE = 10_000
 
 
@@ -76,6 +78,7 @@ class InboundChecks:
         self.policy = policy
         self._envelopes = _Memo()  # (ip, helo, mail from) -> EnvelopeChecks
         self._passes = _Memo()  # DMARC passes: (domain, spf, dkim results) -> DMARCResult
+        self._verdicts = _Memo()  # quick(): (envelope inputs, From: fields) -> Verdict
 
     def known_envelope(self, ip: str, helo: str, mail_from: str) -> EnvelopeChecks | None:
         """The envelope checks of these inputs, if done in the last seconds (no I/O: reactor)."""
@@ -105,6 +108,10 @@ class InboundChecks:
         lowered = header_block.lower()
         if b"dkim-signature" in lowered or b"arc-seal" in lowered:
             return None
+        key = (ip, envelope, mail_from, tuple(_FROM_FIELD.findall(header_block)))
+        known = self._verdicts.get(key)
+        if known is not None:
+            return known
         spf_key = (envelope.mail_from.result, envelope.mail_from.domain)
         evaluations = []
         for domain in from_domains(header_block):
@@ -114,7 +121,9 @@ class InboundChecks:
             evaluations.append(known)
         if not evaluations:
             return None
-        return self._verdict(envelope, [], "none", evaluations, mail_from, ip)
+        verdict = self._verdict(envelope, [], "none", evaluations, mail_from, ip)
+        self._verdicts.put(key, verdict)
+        return verdict
 
     def message(
         self, envelope: EnvelopeChecks, message: bytes, header_block: bytes, mail_from: str, ip: str

@@ -45,10 +45,13 @@ def pvalue(value: str) -> str:
     return f'"{escaped}"'
 
 
+# Runs of anything but printable ASCII other than "(", ")" and "\\" (spaces included: collapsed).
+_UNSAFE_IN_COMMENT = re.compile(r"[^\x21-\x27\x2a-\x5b\x5d-\x7e]+")
+
+
 def comment(text: str) -> str:
     """A comment safe in a header: printable ASCII, no parentheses, bounded length."""
-    cleaned = "".join(c if 32 <= ord(c) < 127 and c not in "()\\" else " " for c in text)
-    cleaned = " ".join(cleaned.split())[:100]
+    cleaned = _UNSAFE_IN_COMMENT.sub(" ", text).strip()[:100]
     return f" ({cleaned})" if cleaned else ""
 
 
