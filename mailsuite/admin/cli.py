@@ -7,12 +7,13 @@ print ``mailsuite-admin: error: <message>`` and exit 1; argparse usage errors ex
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 
 from mailsuite.accounts.addresses import AddressError
 from mailsuite.accounts.errors import AccountsError
-from mailsuite.admin import aliases, domains, users
+from mailsuite.admin import aliases, doctor, domains, quickstart, records, users
 from mailsuite.admin import dkim as dkim_commands
 from mailsuite.admin import queue as queue_commands
 from mailsuite.admin.context import CommandError, Context, global_options
@@ -22,7 +23,16 @@ from mailsuite.config import ConfigError, load_config
 PROG = "mailsuite-admin"
 
 # Each module adds one command group with ``register(groups)``.
-GROUPS = (domains, users, aliases, queue_commands, dkim_commands)
+GROUPS = (
+    quickstart,
+    domains,
+    users,
+    aliases,
+    queue_commands,
+    dkim_commands,
+    records,
+    doctor,
+)
 
 _EXPECTED_ERRORS = (AccountsError, AddressError, CommandError, ConfigError, KeyStoreError, OSError)
 
@@ -51,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         context = Context(load_config(args.config, args.data_dir))
         args.handler(context, args)
+    except BrokenPipeError:
+        # The reader went away (``mailsuite-admin dns example.com | head``): not an error of
+        # ours; stop quietly, and keep Python from complaining again when it flushes stdout.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
     except _EXPECTED_ERRORS as exc:
         return _error(exc)
     except sqlite3.Error as exc:

@@ -34,10 +34,10 @@ def _add(ctx: Context, args: argparse.Namespace) -> None:
     domain = normalize_domain(args.name)
     ctx.say(f"added domain {domain}")
     if not args.no_dkim:
-        _make_dkim_keys(ctx, domain)
+        make_dkim_keys(ctx, domain)
 
 
-def _make_dkim_keys(ctx: Context, domain: str) -> None:
+def make_dkim_keys(ctx: Context, domain: str) -> None:
     """One key per algorithm, unless the domain kept active keys from an earlier life."""
     store = store_of(ctx)
     kept = {key.algorithm for key in store.active(domain)}

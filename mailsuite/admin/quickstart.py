@@ -23,7 +23,7 @@ from mailsuite.accounts.addresses import normalize_domain, normalize_mailbox
 from mailsuite.accounts.passwords import hash_password
 from mailsuite.admin import records
 from mailsuite.admin.context import CommandError, Context
-from mailsuite.admin.domains import _make_dkim_keys as make_dkim_keys
+from mailsuite.admin.domains import make_dkim_keys
 from mailsuite.admin.prompt import read_new_password
 from mailsuite.config import Config, load_config
 from mailsuite.safeio import write_file_atomic
