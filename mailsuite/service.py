@@ -21,6 +21,7 @@ from mailsuite.accounts.login import Authenticator
 from mailsuite.accounts.memory import use_one_malloc_arena
 from mailsuite.accounts.service import AccountService
 from mailsuite.accounts.throttle import AuthThrottle
+from mailsuite.acme.renewal import CertificateRenewal
 from mailsuite.authn.inbound import InboundChecks
 from mailsuite.authn.keys import DKIMKeyStore
 from mailsuite.authn.signing import OutboundSigner
@@ -30,12 +31,9 @@ from mailsuite.pop3.server import POP3Context, POP3Factory
 from mailsuite.queue.scheduler import make_scheduler
 from mailsuite.queue.spool import QueueSpool
 from mailsuite.resolver import Resolver
+from mailsuite.runtime.certwatch import CertificateWatcher, certificate_candidates, load_first
 from mailsuite.runtime.privileges import hand_over
-from mailsuite.runtime.tls import (
-    certificate_fingerprint,
-    ensure_certificate,
-    server_context_factory,
-)
+from mailsuite.runtime.tls import CertificatePair, ReloadableTLSOptions
 from mailsuite.smtp.authentication import MessageAuthentication
 from mailsuite.smtp.delivery import MessageRouter
 from mailsuite.smtp.policy import SUBMISSION, SUBMISSIONS, RolePolicy, mx_policy
@@ -103,6 +101,8 @@ class Foundations:
 
     tls_options: Any
     database: SQLiteUserDatabase
+    # The certificate files the TLS options may be reloaded from, best first (runtime/certwatch).
+    tls_candidates: tuple[CertificatePair, ...] = ()
 
 
 def prepare(config: Config) -> Foundations:
@@ -110,16 +110,15 @@ def prepare(config: Config) -> Foundations:
     does none): the data directory, the certificate, the user database, and the one malloc
     arena, set before any pool thread exists (see mailsuite/accounts/memory.py)."""
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    cert, key = ensure_certificate(
-        config.tls.cert_file, config.tls.key_file, config.tls_dir, config.hostname
-    )
+    candidates = certificate_candidates(config)
+    tls_options = ReloadableTLSOptions(load_first(candidates))
     log.info(
         "TLS certificate {path} SHA-256 {fingerprint}",
-        path=str(cert),
-        fingerprint=certificate_fingerprint(cert),
+        path=str(tls_options.current.pair.cert),
+        fingerprint=tls_options.current.fingerprint,
     )
     use_one_malloc_arena()
-    return Foundations(server_context_factory(cert, key), SQLiteUserDatabase(config.db_path))
+    return Foundations(tls_options, SQLiteUserDatabase(config.db_path), candidates)
 
 
 class MailSuite(MultiService):
@@ -206,6 +205,15 @@ class MailSuite(MultiService):
         self.site = make_site(config, self.database, self.dkim_keys)
         self.add_listeners("http", config.http.listen, self.site, False)
         self.add_listeners("https", config.https.listen, self.site, True)
+        # TLS hot reload: new connections get a certificate replaced on disk or announced by
+        # SIGHUP; with [acme] on, the renewal service issues one and hands it to the watcher.
+        if foundations.tls_candidates:
+            self.certificates = CertificateWatcher(self.tls_options, foundations.tls_candidates)
+            self.certificates.setServiceParent(self)
+            if config.acme.enabled:
+                reload = self.certificates.reload
+                self.acme = CertificateRenewal(config, self.database, lambda: reload("ACME"))
+                self.acme.setServiceParent(self)
 
     def add_listeners(
         self, role: str, addresses: tuple[ListenAddress, ...], factory: Factory, implicit_tls: bool

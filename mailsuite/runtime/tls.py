@@ -5,14 +5,20 @@ certificate with CA:TRUE even when the user adds an exception. The key is RSA 20
 EC P-256 because a mail server talks to a long tail of old MTAs and clients, and RSA is the one
 key type every TLS implementation accepts; its slower handshake does not matter at mail volumes.
 
-``server_context_factory()`` is built once per server start and shared by STARTTLS
-(``transport.startTLS(options)``) and implicit-TLS listeners (``SSL4ServerEndpoint``).
+One ``ReloadableTLSOptions`` is built per server start and shared by STARTTLS
+(``transport.startTLS(options)``) and implicit-TLS listeners (``SSL4ServerEndpoint``). It hands
+each *new* TLS connection an OpenSSL connection made from the certificate current at that moment,
+so a renewed certificate (certbot, ACME, an operator) is served without a restart, while every
+open session keeps the context it was made with. mailsuite/runtime/certwatch.py decides when to
+load and swap.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import idna
@@ -22,7 +28,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from OpenSSL import SSL
+from twisted.internet.interfaces import IOpenSSLContextFactory, IOpenSSLServerConnectionCreator
 from twisted.internet.ssl import AcceptableCiphers, CertificateOptions, TLSVersion
+from zope.interface import implementer
 
 from mailsuite.config import ConfigError
 from mailsuite.safeio import makedirs_durable, write_file_atomic
@@ -171,6 +180,12 @@ def certificate_fingerprint(cert_path: Path) -> str:
 def server_context_factory(cert_path: Path, key_path: Path) -> CertificateOptions:
     """TLS server options for every protocol: TLS >= 1.2, AEAD ciphers, full chain served."""
     chain, key = load_pair(cert_path, key_path, cert_key=str(cert_path), key_key=str(key_path))
+    return _options(chain, key)
+
+
+def _options(
+    chain: list[x509.Certificate], key: CertificateIssuerPrivateKeyTypes
+) -> CertificateOptions:
     # pyOpenSSL >= 24.3 takes cryptography objects (and deprecates its own X509/PKey); Twisted
     # hands them straight to pyOpenSSL, whatever its type hints say.
     options = CertificateOptions(
@@ -182,3 +197,84 @@ def server_context_factory(cert_path: Path, key_path: Path) -> CertificateOption
     )
     options.getContext()  # build the OpenSSL context now, so problems surface at startup
     return options
+
+
+# --- hot reload ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CertificatePair:
+    """Where one certificate chain (leaf first) and its private key live."""
+
+    cert: Path
+    key: Path
+
+
+# (device, inode, size, mtime, ctime) of the certificate and of the key file; a replaced file
+# (rename, certbot's new symlink target, an edit in place) changes at least one of them.
+Signature = tuple[tuple[int, ...] | None, tuple[int, ...] | None]
+
+
+def pair_signature(pair: CertificatePair) -> Signature:
+    """What tells whether ``pair``'s files changed on disk (stat follows symlinks). Blocking."""
+    return (_stat(pair.cert), _stat(pair.key))
+
+
+def _stat(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(frozen=True)
+class LoadedCertificate:
+    """A checked pair turned into server options, with what logs and the file watcher need."""
+
+    pair: CertificatePair
+    signature: Signature  # of the files as they were just before they were read
+    leaf: x509.Certificate
+    options: CertificateOptions
+
+    @property
+    def fingerprint(self) -> str:
+        return ":".join(f"{byte:02X}" for byte in self.leaf.fingerprint(hashes.SHA256()))
+
+
+def load_certificate(pair: CertificatePair) -> LoadedCertificate:
+    """Read, check and build options for ``pair``; TLSConfigError if unusable. Blocking: at
+    start-up, or in a thread."""
+    signature = pair_signature(pair)
+    chain, key = load_pair(pair.cert, pair.key, cert_key=str(pair.cert), key_key=str(pair.key))
+    return LoadedCertificate(pair, signature, chain[0], _options(chain, key))
+
+
+@implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory)
+class ReloadableTLSOptions:
+    """The one server TLS configuration every listener and STARTTLS share, with a swappable
+    certificate.
+
+    Twisted asks ``serverConnectionForTLS`` once per connection (at accept for implicit TLS, at
+    ``startTLS`` for STARTTLS), so handing the call to the options current at that moment is the
+    whole of the hot reload: new connections get the new certificate, while an open connection
+    keeps the OpenSSL context it was created with. ``swap`` is one attribute assignment, made in
+    the reactor thread, so a connection sees either the old options or the new, never a mix.
+    """
+
+    def __init__(self, loaded: LoadedCertificate) -> None:
+        self._current = loaded
+
+    @property
+    def current(self) -> LoadedCertificate:
+        return self._current
+
+    def swap(self, loaded: LoadedCertificate) -> None:
+        """Serve ``loaded`` to connections from now on."""
+        self._current = loaded
+
+    def serverConnectionForTLS(self, protocol: object) -> SSL.Connection:  # noqa: N802
+        return self._current.options.serverConnectionForTLS(protocol)  # type: ignore[arg-type]
+
+    def getContext(self) -> SSL.Context:  # noqa: N802 - for code that wants a plain context
+        return self._current.options.getContext()
