@@ -9,7 +9,7 @@ from typing import Any
 from twisted.application.service import MultiService, Service
 from twisted.internet import threads
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -32,6 +32,7 @@ from mailsuite.queue.scheduler import make_scheduler
 from mailsuite.queue.spool import QueueSpool
 from mailsuite.resolver import Resolver
 from mailsuite.runtime.certwatch import CertificateWatcher, certificate_candidates, load_first
+from mailsuite.runtime.listening import IPv6OnlyServerEndpoint
 from mailsuite.runtime.privileges import hand_over
 from mailsuite.runtime.tls import CertificatePair, ReloadableTLSOptions
 from mailsuite.smtp.authentication import MessageAuthentication
@@ -87,10 +88,11 @@ class ListenerService(Service):
 def _endpoint(address: ListenAddress, tls_options=None) -> IStreamServerEndpoint:
     from twisted.internet import reactor
 
+    if ":" in address.host:
+        # IPv6 only, so "[::]:25" and "0.0.0.0:25" can both be listed (runtime/listening.py).
+        return IPv6OnlyServerEndpoint(reactor, address.port, address.host, tls_options)
     if tls_options is not None:
         return SSL4ServerEndpoint(reactor, address.port, tls_options, interface=address.host)
-    if ":" in address.host:
-        return TCP6ServerEndpoint(reactor, address.port, interface=address.host)
     return TCP4ServerEndpoint(reactor, address.port, interface=address.host)
 
 
