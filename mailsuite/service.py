@@ -204,7 +204,7 @@ class MailSuite(MultiService):
         self.add_listeners("pop3", config.pop3.listen, POP3Factory(self.pop3_context, False), False)
         self.add_listeners("pop3s", config.pop3s.listen, POP3Factory(self.pop3_context, True), True)
         # HTTP(S): autoconfig, autodiscover, MTA-STS, ACME challenges, /healthz.
-        self.site = make_site(config, self.database, self.dkim_keys)
+        self.site = make_site(config, self.database, self.dkim_keys, self.listening_port)
         self.add_listeners("http", config.http.listen, self.site, False)
         self.add_listeners("https", config.https.listen, self.site, True)
         # TLS hot reload: new connections get a certificate replaced on disk or announced by

@@ -45,6 +45,8 @@ class ServerProcess:
         self.config = tmp_path / "mailsuite.toml"
         self.config.write_text(
             '[server]\nhostname = "mail.e2e.example"\n'
+            # No DNS here: the MX checks of issue 13 would wait for a resolver (tests/authn).
+            + "[verify]\nenabled = false\n"
             + "".join(
                 f'[{role}]\nlisten = ["127.0.0.1:{port}"]\n' for role, port in self.ports.items()
             )

@@ -233,6 +233,7 @@ class MailServer(ServerProcess):
         self.ports = {role: free_port() for role in ROLES}
         self.config.write_text(
             '[server]\nhostname = "mail.e2e.example"\n'
+            + "[verify]\nenabled = false\n"  # no DNS here (tests/authn checks mail with it)
             + "".join(f'[{role}]\nlisten = ["127.0.0.1:{p}"]\n' for role, p in self.ports.items())
         )
 
@@ -254,8 +255,10 @@ class MailServer(ServerProcess):
 class Thunderbird:
     """``thunderbird --headless --marionette`` on a fresh profile, in its own process group."""
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(self, binary: str, workdir: Path, prefs: dict[str, Any] | None = None) -> None:
+        """``prefs``: set on top of PREFS (e.g. the wizard test's proxy and host names)."""
         self.binary = binary
+        self.prefs = {**PREFS, **(prefs or {})}
         self.profile = workdir / "profile"
         self.home = workdir / "home"
         self.imap_log = workdir / "imap.log"  # MOZ_LOG adds ".moz_log"
@@ -270,7 +273,9 @@ class Thunderbird:
         self.profile.mkdir(parents=True)
         self.home.mkdir(parents=True)
         (self.profile / "user.js").write_text(
-            "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in PREFS.items())
+            "".join(
+                f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in self.prefs.items()
+            )
         )
         env = {
             **{k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")},
