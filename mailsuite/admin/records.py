@@ -14,7 +14,6 @@ dot; ``value`` is the RDATA in zone-file form, except TXT, whose value is the te
 from __future__ import annotations
 
 import argparse
-import hashlib
 import ipaddress
 import sys
 from collections.abc import Iterable
@@ -25,12 +24,12 @@ from mailsuite.accounts.addresses import AddressError, normalize_domain
 from mailsuite.admin.context import CommandError, Context, global_options
 from mailsuite.authn.keys import DKIMKey, DKIMKeyStore
 from mailsuite.config import Config
+from mailsuite.mta_sts import policy_id, policy_text
 
 TTL = 3600
 MX_PREFERENCE = 10
 CAA_ISSUER = "letsencrypt.org"
 _TXT_STRING_MAX = 255  # RFC 1035 3.3: a character-string is at most 255 octets
-_MTA_STS_ID_LENGTH = 16  # RFC 8461 3.1: 1 to 32 letters and digits
 
 # (service label = role, priority): RFC 6186 3.4 lets clients compare priorities across IMAP and
 # POP3, RFC 8314 5.1 across implicit TLS and STARTTLS: implicit TLS first, IMAP before POP3.
@@ -217,24 +216,12 @@ def _dmarc(domain: str) -> Group:
 
 
 def mta_sts_policy(config: Config) -> str:
-    """The policy file (RFC 8461 3.2) served at https://mta-sts.<domain>/.well-known/mta-sts.txt.
-
-    The same for every domain of this server: they share one MX.
-    """
-    lines = [
-        "version: STSv1",
-        f"mode: {config.mta_sts.mode}",
-        f"mx: {hostname_of(config)}",
-        f"max_age: {config.mta_sts.max_age}",
-    ]
-    return "".join(f"{line}\r\n" for line in lines)
+    """The policy file (RFC 8461 §3.2) the web listener serves for every local domain."""
+    return policy_text(config.mta_sts.mode, hostname_of(config), config.mta_sts.max_age)
 
 
 def mta_sts_id(config: Config) -> str:
-    """A hash of the policy: it changes exactly when the policy does, which is what tells
-    senders to fetch it again (RFC 8461 3.1), with no state to keep."""
-    digest = hashlib.sha256(mta_sts_policy(config).encode("ascii")).hexdigest()
-    return digest[:_MTA_STS_ID_LENGTH]
+    return policy_id(mta_sts_policy(config))
 
 
 def _mta_sts(config: Config, domain: str, hostname: str) -> Group:

@@ -14,21 +14,17 @@ from twisted.internet.defer import Deferred
 from twisted.web.server import Request
 
 from mailsuite.config import Config
+from mailsuite.mta_sts import policy_text
 from mailsuite.web.domains import LocalDomains, host_below, normalized
 from mailsuite.web.reply import NOT_FOUND, Reply
 
 PATH = b"/.well-known/mta-sts.txt"
 
 
-def policy_text(mode: str, mx: str, max_age: int) -> bytes:
-    """The policy file: key/value lines ending in CRLF (RFC 8461 §3.2)."""
-    return f"version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: {max_age}\r\n".encode("ascii")
-
-
 class MTASTSPolicy:
     def __init__(self, config: Config, domains: LocalDomains) -> None:
         mx = normalized(config.public_hostname) or config.public_hostname  # A-labels
-        self.policy = policy_text(config.mta_sts.mode, mx, config.mta_sts.max_age)
+        self.policy = policy_text(config.mta_sts.mode, mx, config.mta_sts.max_age).encode()
         self.domains = domains
 
     def get(self, request: Request) -> Reply | Deferred[Reply]:
