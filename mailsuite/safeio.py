@@ -11,7 +11,7 @@ import ctypes
 import ctypes.util
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 _COPY_CHUNK = 1024 * 1024
@@ -122,15 +122,24 @@ def temp_name(directory: Path, name: str) -> Path:
     return directory / f".{name}.{secrets.token_hex(6)}.tmp"
 
 
-def write_file_atomic(path: Path, data: bytes, mode: int = 0o600, sync_dir: bool = True) -> None:
+def write_file_atomic(
+    path: Path,
+    data: bytes,
+    mode: int = 0o600,
+    sync_dir: bool = True,
+    prepare: Callable[[int], None] | None = None,
+) -> None:
     """Replace ``path`` with ``data`` all at once: temp file, fsync, rename, fsync directory.
 
     Readers see either the old content or the new one, never a partial file, even after a crash.
+    ``prepare(fd)`` runs on the new file before anything is written (its owner, its mode).
     """
     tmp = temp_name(path.parent, path.name)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         try:
+            if prepare is not None:
+                prepare(fd)
             write_all(fd, data)
             os.fsync(fd)
         finally:

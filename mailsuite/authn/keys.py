@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from mailsuite.accounts.addresses import AddressError, normalize_domain
-from mailsuite.safeio import fsync_dir, makedirs_durable, temp_name, write_all
+from mailsuite.safeio import fsync_dir, makedirs_durable, write_file_atomic
 
 ALGORITHMS = ("rsa", "ed25519")
 SIGNATURE_ALGORITHMS = {"rsa": b"rsa-sha256", "ed25519": b"ed25519-sha256"}
@@ -381,21 +381,12 @@ class DKIMKeyStore:
 
     def _write_file(self, path: Path, data: bytes) -> None:
         """Replace ``path`` at once (temp file, fsync, rename, directory fsync), mode 0600."""
-        tmp = temp_name(path.parent, path.name)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            try:
-                os.fchmod(fd, 0o600)
-                self._adopt(fd)
-                write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(path.parent)
+
+        def prepare(fd: int) -> None:
+            os.fchmod(fd, 0o600)  # whatever the umask
+            self._adopt(fd)
+
+        write_file_atomic(path, data, 0o600, prepare=prepare)
 
     def _adopt(self, target: int | Path) -> None:
         """As root: give a new file or directory the data directory's owner (the server's

@@ -86,18 +86,21 @@ class MaildirStore:
 
     def ensure_maildir(self, address: str) -> Path:
         """Return the Maildir root of ``address``, creating tmp/new/cur durably if missing."""
-        root = self.maildir_path(address)
+        return self._ensure(self.maildir_path(address))
+
+    def _ensure(self, maildir: Path) -> Path:
+        """``maildir`` with its tmp/new/cur, created durably the first time it is asked for."""
         with self._known_lock:
-            if root in self._known:
-                return root
+            if maildir in self._known:
+                return maildir
         # Creation is rare; one lock keeps a second thread from delivering into a directory
         # whose creation another thread has not yet fsync'ed.
         with self._create_lock:
             for sub in SUBDIRS:
-                makedirs_durable(root / sub)
+                makedirs_durable(maildir / sub)
             with self._known_lock:
-                self._known.add(root)
-        return root
+                self._known.add(maildir)
+        return maildir
 
     def unique_name(self, size: int) -> str:
         """A new Maildir file name: ``<sec>.M<usec, 6 digits>P<pid>Q<counter>.<host>,S=<size>``
@@ -128,16 +131,7 @@ class MaildirStore:
         (the same layout store/folders.py gives it, so IMAP lists it with its \\Junk flag)."""
         if folder not in SPECIAL_USE:
             raise ValueError(f"not a special-use folder: {folder!r}")
-        path = self.ensure_maildir(address) / f".{folder}"
-        with self._known_lock:
-            if path in self._known:
-                return path
-        with self._create_lock:
-            for sub in SUBDIRS:
-                makedirs_durable(path / sub)
-            with self._known_lock:
-                self._known.add(path)
-        return path
+        return self._ensure(self.ensure_maildir(address) / f".{folder}")
 
     def deliver_named(self, source: Path, address: str, name: str) -> Path:
         """Link ``source`` into the INBOX of ``address`` as ``name`` (from unique_name()).
