@@ -180,6 +180,27 @@ class CheckSection:
     queue_age_hours: float
 
 
+@dataclass(frozen=True)
+class LogSection:
+    delivery: bool  # write the delivery log (<data>/log/)
+    keep_days: int
+
+
+@dataclass(frozen=True)
+class SandboxSection:
+    """The "fake SMTP server" for testing applications: everything is captured, nothing leaves."""
+
+    enabled: bool
+    login: str  # the capture mailbox's IMAP/POP3 login (and the one submission login, if set)
+    password: str
+    accept_any_login: bool  # submission takes any user name and password
+
+
+@dataclass(frozen=True)
+class APISection:
+    enabled: bool  # the HTTP send API (/api/v1/...) on the http/https roles
+
+
 # Mail roles whose listeners clients are told about (autoconfig, SRV records, the doctor).
 CLIENT_ROLES = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
 
@@ -212,6 +233,10 @@ class Config:
     mta_sts: MTASTSSection
     acme: ACMESection
     check: CheckSection
+    metrics: ListenSection
+    log: LogSection
+    sandbox: SandboxSection
+    api: APISection
 
     def public_port(self, role: str) -> int | None:
         """The port clients use for ``role``: ``public.ports`` if set there, else the port of
@@ -225,6 +250,11 @@ class Config:
     @property
     def public_hostname(self) -> str:
         return self.public.hostname or self.hostname
+
+    @property
+    def log_dir(self) -> Path:
+        """The delivery log (rotated JSON lines)."""
+        return self.data_dir / "log"
 
     @property
     def acme_dir(self) -> Path:
@@ -291,6 +321,10 @@ SECTIONS: dict[str, type] = {
     "mta_sts": MTASTSSection,
     "acme": ACMESection,
     "check": CheckSection,
+    "metrics": ListenSection,
+    "log": LogSection,
+    "sandbox": SandboxSection,
+    "api": APISection,
 }
 
 
@@ -522,6 +556,14 @@ SCHEMA: dict[str, tuple[_Parser, Any]] = {
     "check.probe_mx": (_string, ""),
     "check.blocklists": (_string_list, ["zen.spamhaus.org"]),
     "check.queue_age_hours": (_positive_seconds, 24),
+    "metrics.listen": (_listen_list, ["127.0.0.1:2090"]),
+    "log.delivery": (_bool, True),
+    "log.keep_days": (_positive_int, 30),
+    "sandbox.enabled": (_bool, False),
+    "sandbox.login": (_string, "sandbox"),
+    "sandbox.password": (_string, "sandbox"),
+    "sandbox.accept_any_login": (_bool, True),
+    "api.enabled": (_bool, True),
 }
 
 

@@ -26,6 +26,7 @@ from mailsuite.authn.inbound import InboundChecks
 from mailsuite.authn.keys import DKIMKeyStore
 from mailsuite.authn.signing import OutboundSigner
 from mailsuite.config import Config, ListenAddress
+from mailsuite.events import Events
 from mailsuite.imap.server import IMAPContext, IMAPFactory, IMAPLimits
 from mailsuite.pop3.server import POP3Context, POP3Factory
 from mailsuite.queue.scheduler import make_scheduler
@@ -135,6 +136,8 @@ class MailSuite(MultiService):
         self.run_as = run_as  # (uid, gid) twistd switches to after privilegedStartService
         self.tls_options = foundations.tls_options
         self.database = foundations.database
+        # What happens to mail, for metrics, the delivery log and webhooks (mailsuite/events.py).
+        self.events = Events()
         self.hash_pool = _hash_pool()
         self.accounts = AccountService(self.database, hash_pool=self.hash_pool)
         self.store = MaildirStore(config.mail_dir, config.hostname)
@@ -149,9 +152,10 @@ class MailSuite(MultiService):
             make_portal(self.accounts, avatars),
             AuthThrottle(config.auth.failure_delay, config.auth.max_delay),
             config.auth.max_failures,
+            events=self.events,
         )
         # One DNS resolver and cache for the queue's MX lookups and the mail-authentication checks.
-        self.resolver = Resolver.from_config(config)
+        self.resolver = Resolver.from_config(config, events=self.events)
         self.dkim_keys = DKIMKeyStore(config.dkim_dir)
         checks = None
         if config.verify.enabled:
@@ -163,7 +167,11 @@ class MailSuite(MultiService):
             accounts=self.accounts,
             authenticator=self.authenticator,
             router=MessageRouter(
-                self.store, self.queue, use_syncfs=config.server.syncfs, journal=self.journal
+                self.store,
+                self.queue,
+                use_syncfs=config.server.syncfs,
+                journal=self.journal,
+                events=self.events,
             ),
             spool_dir=config.spool_dir,
             tls_options=self.tls_options,
@@ -181,7 +189,13 @@ class MailSuite(MultiService):
         # The outbound queue: scheduler, MX routing, SMTP relay client, DSN bounces; the router
         # wakes it for each new entry.
         self.scheduler = make_scheduler(
-            config, self.queue, self.store, self.database, resolver=self.resolver, signer=signer
+            config,
+            self.queue,
+            self.store,
+            self.database,
+            resolver=self.resolver,
+            signer=signer,
+            events=self.events,
         )
         self.scheduler.setServiceParent(self)
         self.smtp_context.router.queue_observers.append(self.scheduler.wake)
@@ -222,6 +236,9 @@ class MailSuite(MultiService):
     ) -> None:
         """One ListenerService per address; ``implicit_tls`` wraps the socket in TLS at once."""
         tls = self.tls_options if implicit_tls else None
+        # Sessions find their role and the event hub through their factory (wire/session.py).
+        factory.role = role
+        factory.events = self.events
         for address in addresses:
             ListenerService(role, address, _endpoint(address, tls), factory).setServiceParent(self)
 

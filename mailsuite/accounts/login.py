@@ -19,6 +19,7 @@ from twisted.logger import Logger
 
 from mailsuite.accounts.cred import IMailUser
 from mailsuite.accounts.throttle import AuthThrottle
+from mailsuite.events import NO_EVENTS, Events
 
 log = Logger(namespace="mailsuite.accounts")
 
@@ -43,10 +44,13 @@ class Authenticator:
     """Shared by every session of the process; ``failures`` is counted per session by the
     ``LoginAttempts`` each session keeps."""
 
-    def __init__(self, portal: Portal, throttle: AuthThrottle, max_failures: int) -> None:
+    def __init__(
+        self, portal: Portal, throttle: AuthThrottle, max_failures: int, events: Events = NO_EVENTS
+    ) -> None:
         self.portal = portal
         self.throttle = throttle
         self.max_failures = max_failures
+        self.events = events
 
     def attempts(self, protocol: str) -> LoginAttempts:
         """A session's own counter of failed attempts (``protocol`` names it in the log)."""
@@ -73,6 +77,9 @@ class LoginAttempts:
             )
         except UnauthorizedLogin:
             self.failures += 1
+            auth.events.emit(
+                "auth", protocol=self.protocol, user=_name(username), client=peer, ok=False
+            )
             delay = auth.throttle.failure_delay(peer)
             log.info(
                 "{protocol} auth failed client={client} delay={delay}s",
@@ -88,4 +95,10 @@ class LoginAttempts:
             log.failure("authentication backend error")
             return LoginResult(temporary=True)
         auth.throttle.success(peer)
+        auth.events.emit("auth", protocol=self.protocol, user=_name(username), client=peer, ok=True)
         return LoginResult(avatar=avatar, logout=logout)
+
+
+def _name(username: bytes) -> str:
+    """The login name for an event (never the password): printable, bounded."""
+    return username.decode("utf-8", "replace")[:320]

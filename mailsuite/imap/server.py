@@ -140,6 +140,7 @@ class IMAPServer(LineSession):
         self.send(f"* OK [CAPABILITY {caps}] {self.ctx.hostname} IMAP4rev1 mailsuite ready\r\n")
 
     def session_ended(self, reason: Failure | None) -> None:
+        self._end_idle()
         self.deselect()
         self.release_slot()
         if self._literal is not None and self._literal.incoming is not None:
@@ -308,6 +309,7 @@ class IMAPServer(LineSession):
         # Skip "<tag> <command>" (and "UID ") already split off by split_tag.
         reader.pos = len(tag.encode()) + 1 + len(name)
         handler = handler_for(self, name)
+        self.emit("command", verb=name.upper() if handler is not None else "UNKNOWN")
         if handler is None:
             self._discard_literals(assembly)
             self._bad(f"{tag} BAD Unknown command or not allowed now\r\n")
@@ -432,11 +434,14 @@ class IMAPServer(LineSession):
     # --- IDLE (RFC 2177) ----------------------------------------------------------------------
 
     _idle_tag: str | None = None
+    _idling = False
 
     async def idle(self, tag: str) -> str:
         """Push the selected folder's changes until the client sends DONE."""
         self._idle_tag = tag
+        self._idling = True
         self.send("+ idling\r\n")
+        self.emit("imap.idle", started=True)
         selection = self.selected
         if selection is not None:
             self.ctx.hub.watch(selection.path, self, selection.index)
@@ -455,6 +460,13 @@ class IMAPServer(LineSession):
             if self.selected is not None:
                 self.ctx.hub.unwatch(self.selected.path, self)
             self._idle_tag = None
+            self._end_idle()
+
+    def _end_idle(self) -> None:
+        """Counted once, whether DONE came or the connection went while idling."""
+        if self._idling:
+            self._idling = False
+            self.emit("imap.idle", started=False)
 
 
 def IMAPFactory(context: IMAPContext, implicit_tls: bool) -> SessionFactory:

@@ -160,6 +160,8 @@ class POP3Server(LineSession):
             self._error("Empty command")
             return None
         allowed = AUTH_COMMANDS if self._state == AUTHORIZATION else TRANSACTION_COMMANDS
+        known = command in AUTH_COMMANDS or command in TRANSACTION_COMMANDS
+        self.emit("command", verb=command if known else "UNKNOWN")
         if command not in allowed:
             if command in AUTH_COMMANDS | TRANSACTION_COMMANDS:
                 self._error(f"{command} not valid in the {self._state} state")

@@ -18,6 +18,7 @@ from mailsuite.accounts.addresses import AddressError
 from mailsuite.accounts.database import IUserDatabase
 from mailsuite.accounts.errors import AccountsError
 from mailsuite.authn.bodyhash import RelaxedBodyHash
+from mailsuite.events import NO_EVENTS
 from mailsuite.queue.dsn import FAILED_ACTION, build_report
 from mailsuite.queue.entry import QueueEntry, RetryPolicy
 from mailsuite.queue.message import MAX_HEADER_BYTES, inspect_message
@@ -50,6 +51,7 @@ class BounceSender:
         """``signer``: an authn OutboundSigner; notices from MAILER-DAEMON@<hostname> are signed
         with the keys of the hostname's nearest local parent domain that has some."""
         self.signer = signer
+        self.events = NO_EVENTS  # set by make_scheduler: told of each notice sent
         self.spool = spool
         self.store = store
         self.database = database
@@ -77,6 +79,15 @@ class BounceSender:
             retry_until=None if action == FAILED_ACTION else entry.expires(self.policy),
         )
         result = self.send(entry.sender, report)
+        self.events.emit(
+            "notice.sent",
+            queue_id=entry.id,
+            message_id=entry.envelope.get("message_id", ""),
+            action=action,
+            to=entry.sender,
+            mailboxes=list(result.mailboxes),
+            queued=result.queue_id,
+        )
         log.info(
             "queue {id}: {action} notice to <{sender}> for {rcpts}: local={local} queued={queued}",
             id=entry.id,

@@ -36,6 +36,7 @@ from twisted.python.failure import Failure
 
 from mailsuite.accounts.database import IUserDatabase
 from mailsuite.config import Config
+from mailsuite.events import NO_EVENTS, Events
 from mailsuite.queue.bounce import BounceSender
 from mailsuite.queue.client import Timeouts
 from mailsuite.queue.control import ControlChannel, QueueLock
@@ -96,9 +97,11 @@ class QueueScheduler(Service):
         max_per_destination: int = 5,
         reactor: Any = None,
         in_thread: Callable[..., Deferred] | None = None,
+        events: Events = NO_EVENTS,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
+        self.events = events  # told of each attempt and each removal (mailsuite/events.py)
         self.spool = spool
         self.agent = agent
         self.bounces = bounces
@@ -288,6 +291,13 @@ class QueueScheduler(Service):
             delivered=counts["delivered"],
             failed=counts["failed"],
         )
+        self.events.emit(
+            "queue.removed",
+            queue_id=entry.id,
+            message_id=entry.envelope.get("message_id", ""),
+            delivered=counts["delivered"],
+            failed=counts["failed"],
+        )
         d = state.write_lock.run(self._in_thread, self.spool.delete, entry.id)
         d.addErrback(lambda f: log.failure("queue {id}: could not remove", f, id=entry.id))
         self._track(d)
@@ -423,6 +433,23 @@ class QueueScheduler(Service):
             attempts=record["attempts"],
             next=next_attempt,
         )
+        if self.events.active:
+            self.events.emit(
+                "delivery.attempt",
+                queue_id=entry.id,
+                message_id=entry.envelope.get("message_id", ""),
+                sender=entry.sender,
+                recipient=address,
+                domain=_domain(address),
+                outcome=record["state"],
+                status=record.get("status"),
+                reply=outcome.response,
+                relay=relay if outcome.remote_mta else None,
+                tls=outcome.tls,
+                attempts=record["attempts"],
+                age=max(0.0, self._now() - entry.created),
+                notification=bool(entry.envelope.get("notification")),
+            )
 
     # --- admin requests --------------------------------------------------------------------------
 
@@ -544,6 +571,7 @@ def make_scheduler(
     database: IUserDatabase,
     resolver: Resolver | None = None,
     signer: Any = None,
+    events: Events = NO_EVENTS,
 ) -> QueueScheduler:
     """The scheduler with everything it needs, from the configuration (``resolver``: the
     server's shared one; ``signer``: DKIM for the delivery notices)."""
@@ -560,6 +588,7 @@ def make_scheduler(
     bounces = BounceSender(
         spool, store, database, config.spool_dir, config.hostname, policy, signer=signer
     )
+    bounces.events = events
     return QueueScheduler(
         spool,
         agent,
@@ -568,4 +597,5 @@ def make_scheduler(
         policy,
         config.queue.max_connections,
         config.queue.max_per_destination,
+        events=events,
     )

@@ -19,6 +19,8 @@ import dns.resolver
 from twisted.internet import threads
 from twisted.internet.defer import Deferred
 
+from mailsuite.events import NO_EVENTS, Events
+
 # Cached (name, type) answers, at most (positive and negative, each kept for its TTL).
 DEFAULT_CACHE_SIZE = 50_000
 # A negative answer (NXDOMAIN, no data) is remembered this long in front of dnspython's cache.
@@ -65,7 +67,9 @@ class Resolver:
         port: int = 53,
         timeout: float = 10.0,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        events: Events = NO_EVENTS,
     ) -> None:
+        self.events = events  # told of each lookup that leaves the cache (mailsuite/events.py)
         self.nameservers = tuple(nameservers)
         self.port = port
         self.timeout = timeout
@@ -87,9 +91,9 @@ class Resolver:
         self._memo_lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config) -> Resolver:
+    def from_config(cls, config, events: Events = NO_EVENTS) -> Resolver:
         """From the ``[dns]`` section: nameservers (else /etc/resolv.conf), port, timeout."""
-        return cls(config.dns.nameservers, config.dns.port, config.dns.timeout)
+        return cls(config.dns.nameservers, config.dns.port, config.dns.timeout, events=events)
 
     def query(self, name: str | dns.name.Name, rdtype: str) -> Answer:
         """The answer for (name, rdtype); DNSTemporaryError when DNS cannot say (blocks)."""
@@ -100,12 +104,23 @@ class Resolver:
         now = time.monotonic()
         if memo is not None and memo[1] > now:
             return memo[0]
-        answer, ttl = self._ask(text, rdtype)
+        try:
+            answer, ttl = self._ask(text, rdtype)
+        except DNSTemporaryError:
+            self._told(text, rdtype, now, "error")
+            raise
+        outcome = "nxdomain" if answer.nxdomain else "nodata" if answer.void else "answer"
+        self._told(text, rdtype, now, outcome)
         with self._memo_lock:
             if len(self._memo) >= self._memo_size:
                 self._memo.clear()  # crude bound; refilling costs one dnspython lookup a name
             self._memo[key] = (answer, now + ttl)
         return answer
+
+    def _told(self, name: str, rdtype: str, started: float, outcome: str) -> None:
+        if self.events.active:
+            seconds = time.monotonic() - started
+            self.events.emit("dns.query", name=name, type=rdtype, seconds=seconds, outcome=outcome)
 
     def _ask(self, text: str, rdtype: str) -> tuple[Answer, float]:
         """dnspython's answer (from its cache or the network) and how long it stays valid."""

@@ -9,6 +9,7 @@ names (safeio.sync_paths: syncfs(2), or an fsync of each when ``use_syncfs`` is 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from mailsuite.events import NO_EVENTS, Events
 from mailsuite.queue.spool import QueueSpool
 from mailsuite.safeio import sync_paths
 from mailsuite.smtp.committer import CommitQueue
@@ -63,8 +65,11 @@ class MessageRouter:
         queue: QueueSpool,
         use_syncfs: bool = True,
         journal: DeliveryJournal | None = None,
+        events: Events = NO_EVENTS,
     ) -> None:
-        """``journal``: acknowledge a lone local message after one fsync (store/journal.py)."""
+        """``journal``: acknowledge a lone local message after one fsync (store/journal.py);
+        ``events``: told of each durable commit (batch size, latency)."""
+        self._events = events
         self._store = store
         self._queue = queue
         self._use_syncfs = use_syncfs
@@ -116,9 +121,13 @@ class MessageRouter:
         fails every job it covered. A job that fails after a link was made may leave that copy
         delivered: the client, never told 250, sends again (a duplicate, never a loss).
         """
+        started = time.monotonic()
         if len(jobs) == 1 and self._journal is not None and self._journal.available():
             journaled = self._commit_journaled(jobs[0])
             if journaled is not None:
+                self._events.emit(
+                    "commit", messages=1, seconds=time.monotonic() - started, journal=True
+                )
                 return [journaled]
         results: list[CommitResult | Exception | None] = [None] * len(jobs)
         # For a lone message, fsync of its file and directory is a little cheaper than syncfs.
@@ -156,6 +165,9 @@ class MessageRouter:
                     incoming.remove()
                 except OSError:
                     log.failure("could not remove a spool file")
+        self._events.emit(
+            "commit", messages=len(jobs), seconds=time.monotonic() - started, journal=False
+        )
         return [r if r is not None else RuntimeError("not committed") for r in results]
 
     def _commit_journaled(self, job: Job) -> CommitResult | Exception | None:

@@ -7,12 +7,15 @@ chunk goes straight to the spool sink, whatever the message size.
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 from mailsuite.authn.bodyhash import RelaxedBodyHash
 from mailsuite.authn.results import strip_forged
 from mailsuite.smtp.datastream import LineEndingNormalizer
 from mailsuite.smtp.headers import count_hops, submission_fixups
+
+_MESSAGE_ID = re.compile(rb"^message-id[ \t]*:[ \t]*([^\r\n]*)", re.I | re.M)
 
 # A header block larger than this is passed through without inspection.
 MAX_HEADER_INSPECTION = 256 * 1024
@@ -59,6 +62,11 @@ class MessageAssembler:
         # The header block as stored (fix-ups included), once complete; None when it was too
         # large to inspect (such a message is neither signed nor DMARC-checked by its From:).
         self.header_block: bytes | None = None
+
+    def message_id_header(self) -> str:
+        """The Message-ID of the stored header block ("" if none or not inspected)."""
+        match = _MESSAGE_ID.search(self.header_block or b"")
+        return match.group(1).decode("utf-8", "replace").strip() if match else ""
 
     def feed(self, content: bytes) -> None:
         if self.too_big or not content:

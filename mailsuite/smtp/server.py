@@ -177,6 +177,7 @@ class ESMTPServer(LineSession):
             return None
         verb, _, arg = line.partition(" ")
         handler = getattr(self, f"smtp_{verb.upper()}", None) if verb.isalpha() else None
+        self.emit("command", verb=verb.upper() if handler is not None else "UNKNOWN")
         if handler is None:
             self._error(500, "5.5.2", "Error: command not recognized")
             return None
@@ -548,7 +549,22 @@ class ESMTPServer(LineSession):
     def _refuse(self, phase: DataPhase, txn: Transaction, code: int, enhanced: str, text: str):
         phase.incoming.discard()
         self._log_message(phase, txn, f"refused {code} {enhanced}")
+        self._emit_rejected(phase, txn, code, enhanced, text)
         self.reply(code, text, enhanced)
+
+    def _emit_rejected(
+        self, phase: DataPhase, txn: Transaction, code: int, enhanced: str, text: str
+    ) -> None:
+        self.emit(
+            "message.rejected",
+            id=phase.message_id,
+            sender=txn.sender.address,
+            recipients=list(dict.fromkeys(txn.recipients)),
+            user=self._user,
+            code=code,
+            enhanced=enhanced,
+            reason=text,
+        )
 
     def _commit(self, phase: DataPhase, txn: Transaction) -> Deferred:
         d = self.ctx.router.commit(phase.incoming, txn.envelope, phase.message_id)
@@ -557,11 +573,26 @@ class ESMTPServer(LineSession):
             self.reply(250, f"Ok: queued as {phase.message_id}", "2.0.0")  # first: it is due
             queued = f" queued={result.queue_id}" if result.queue_id else ""
             self._log_message(phase, txn, f"accepted delivered={len(result.maildir_keys)}{queued}")
+            if self.events.active:
+                self.emit(
+                    "message.accepted",
+                    id=phase.message_id,
+                    message_id=phase.assembler.message_id_header(),
+                    sender=txn.sender.address,
+                    recipients=list(dict.fromkeys(txn.recipients)),
+                    local=list(txn.envelope.mailboxes),
+                    queue_id=result.queue_id,
+                    size=phase.assembler.content_size,
+                    user=self._user,
+                    auth=phase.auth_summary,
+                )
 
         def failed(failure: Failure) -> None:
             log.failure("could not store message {id}", failure, id=phase.message_id)
             self._log_message(phase, txn, "failed 451 4.3.0")
-            self.reply(451, "Error: local error in processing, try again later", "4.3.0")
+            text = "Error: local error in processing, try again later"
+            self._emit_rejected(phase, txn, 451, "4.3.0", text)
+            self.reply(451, text, "4.3.0")
 
         return d.addCallbacks(done, failed)
 

@@ -37,6 +37,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
+from mailsuite.events import NO_EVENTS, Events
 from mailsuite.wire.closing import close_connection
 from mailsuite.wire.fastwrite import write_now
 
@@ -86,17 +87,35 @@ class LineSession(TimeoutMixin, Protocol):
         """The session is over (goodbye said or connection lost): nothing more is sent."""
         return self._closing
 
+    @property
+    def role(self) -> str:
+        """The listener role this session came in on ("smtp", "imaps", ...)."""
+        return getattr(getattr(self, "factory", None), "role", self.protocol_name.lower())
+
+    @property
+    def events(self) -> Events:
+        """The server's event hub (mailsuite/events.py), given to the factory by the service."""
+        return getattr(getattr(self, "factory", None), "events", NO_EVENTS)
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        """An event about this session: role, protocol and client are filled in."""
+        self.events.emit(
+            kind, role=self.role, protocol=self.protocol_name, client=self.peer, **fields
+        )
+
     def connectionMade(self) -> None:
         self.peer = getattr(self.transport.getPeer(), "host", "unknown")
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:  # TLS wrappers forward it to the TCP transport
             set_no_delay(True)
         self.setTimeout(self.idle_timeout)
+        self.emit("session.opened", tls=self.tls)
         self.session_started()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._closing = True
         self.setTimeout(None)
+        self.emit("session.closed", tls=self.tls)
         self.session_ended(reason)
 
     def send(self, data: bytes) -> None:
@@ -115,6 +134,7 @@ class LineSession(TimeoutMixin, Protocol):
         self._skip_to_newline = False
         self.transport.startTLS(options)
         self.tls = True
+        self.emit("session.starttls")
 
     def note_bad_command(self) -> bool:
         """Count one client error; True when that was one too many (say goodbye and close)."""

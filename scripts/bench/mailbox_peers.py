@@ -86,7 +86,8 @@ class MailsuiteMailboxPeer(MailboxPeer):
             f'[pop3s]\nlisten = ["127.0.0.1:{self.ports["pop3"]}"]\n'
             f"[imap]\nlisten = []\nmax_connections_per_user = {self.max_conn}\n"
             + "".join(
-                f"[{role}]\nlisten = []\n" for role in ("submission", "submissions", "pop3", "http")
+                f"[{role}]\nlisten = []\n"
+                for role in ("submission", "submissions", "pop3", "http", "metrics")
             )
         )
         admin = [sys.executable, "-m", "mailsuite.admin", "--config", str(self.config)]

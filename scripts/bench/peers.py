@@ -175,7 +175,7 @@ class MailsuitePeer(Peer):
             f'[submission]\nlisten = ["127.0.0.1:{self.ports["submission"]}"]\n'
             + "".join(
                 f"[{role}]\nlisten = []\n"
-                for role in ("submissions", "imap", "imaps", "pop3", "pop3s", "http")
+                for role in ("submissions", "imap", "imaps", "pop3", "pop3s", "http", "metrics")
             )
         )
         admin = [sys.executable, "-m", "mailsuite.admin", "--config", str(config)]

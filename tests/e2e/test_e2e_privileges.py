@@ -42,7 +42,7 @@ def test_root_start_with_uid_hands_the_data_directory_over(world_readable_dir):
         + "".join(f'[{role}]\nlisten = ["127.0.0.1:{port}"]\n' for role, port in ports.items())
         + "".join(
             f"[{role}]\nlisten = []\n"
-            for role in ("submissions", "imap", "imaps", "pop3", "pop3s", "http")
+            for role in ("submissions", "imap", "imaps", "pop3", "pop3s", "http", "metrics")
         )
     )
 

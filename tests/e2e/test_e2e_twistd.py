@@ -51,7 +51,8 @@ class ServerProcess:
                 f'[{role}]\nlisten = ["127.0.0.1:{port}"]\n' for role, port in self.ports.items()
             )
             + "".join(
-                f"[{role}]\nlisten = []\n" for role in ("imap", "imaps", "pop3", "pop3s", "http")
+                f"[{role}]\nlisten = []\n"
+                for role in ("imap", "imaps", "pop3", "pop3s", "http", "metrics")
             )
         )
         self.cwd = tmp_path

@@ -22,7 +22,7 @@ from typing import Any
 from support.net import free_port
 from test_e2e_twistd import ServerProcess
 
-ROLES = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http")
+ROLES = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http", "metrics")
 # nsMsgSocketType values ("Connection security" in the account settings).
 STARTTLS, SSL_TLS = 2, 3
 

@@ -27,6 +27,7 @@ def instance_settings(hostname: str, dns_port: int, mx_port: int = 25) -> dict[s
         "pop3": {"listen": []},
         "pop3s": {"listen": []},
         "http": {"listen": []},
+        "metrics": {"listen": []},
         "limits": {"idle_timeout": 30},
         "auth": {"failure_delay": 0.05, "max_delay": 0.2},
         "queue": {"retry_schedule": [0.2], "lifetime": 60, "delay_warning": 0},
