@@ -82,7 +82,7 @@ class BounceSender:
         self.events.emit(
             "notice.sent",
             queue_id=entry.id,
-            message_id=entry.envelope.get("message_id", ""),
+            message_id=entry.metadata.get("message_id", ""),
             action=action,
             to=entry.sender,
             mailboxes=list(result.mailboxes),

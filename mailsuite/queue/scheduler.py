@@ -294,7 +294,7 @@ class QueueScheduler(Service):
         self.events.emit(
             "queue.removed",
             queue_id=entry.id,
-            message_id=entry.envelope.get("message_id", ""),
+            message_id=entry.metadata.get("message_id", ""),
             delivered=counts["delivered"],
             failed=counts["failed"],
         )
@@ -437,7 +437,7 @@ class QueueScheduler(Service):
             self.events.emit(
                 "delivery.attempt",
                 queue_id=entry.id,
-                message_id=entry.envelope.get("message_id", ""),
+                message_id=entry.metadata.get("message_id", ""),
                 sender=entry.sender,
                 recipient=address,
                 domain=_domain(address),
@@ -448,7 +448,7 @@ class QueueScheduler(Service):
                 tls=outcome.tls,
                 attempts=record["attempts"],
                 age=max(0.0, self._now() - entry.created),
-                notification=bool(entry.envelope.get("notification")),
+                notification=bool(entry.metadata.get("notification")),
             )
 
     # --- admin requests --------------------------------------------------------------------------
