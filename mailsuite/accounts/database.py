@@ -131,6 +131,12 @@ class IUserDatabase(Interface):
     def set_enabled(address: str, enabled: bool) -> None:
         """Enable or disable login and delivery for a user (UnknownUser)."""
 
+    def set_admin(address: str, admin: bool) -> None:
+        """Flag a user as administrator of the admin page, or not (UnknownUser)."""
+
+    def is_admin(address: str) -> bool:
+        """Whether an enabled user is flagged administrator (False for unknown users)."""
+
     def get_user(address: str) -> User | None:
         """The user, or None."""
 
@@ -367,6 +373,21 @@ class SQLiteUserDatabase:
 
     def set_enabled(self, address: str, enabled: bool) -> None:
         self._update_user(address, "UPDATE users SET enabled = ? WHERE address = ?", int(enabled))
+
+    def set_admin(self, address: str, admin: bool) -> None:
+        self._update_user(address, "UPDATE users SET admin = ? WHERE address = ?", int(admin))
+
+    def is_admin(self, address: str) -> bool:
+        try:
+            mailbox = normalize_mailbox(address)
+        except AddressError:
+            return False
+        row = (
+            self._connection()
+            .execute("SELECT admin, enabled FROM users WHERE address = ?", (mailbox,))
+            .fetchone()
+        )
+        return row is not None and bool(row[0]) and bool(row[1])
 
     def delete_user(self, address: str) -> None:
         mailbox = normalize_mailbox(address)

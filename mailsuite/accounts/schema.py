@@ -34,6 +34,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX aliases_domain ON aliases(domain)",
     ),
+    # 2: administrators (the built-in admin page, /admin).
+    ("ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1))",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

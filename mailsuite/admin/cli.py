@@ -13,7 +13,7 @@ import sys
 
 from mailsuite.accounts.addresses import AddressError
 from mailsuite.accounts.errors import AccountsError
-from mailsuite.admin import aliases, doctor, domains, quickstart, records, users
+from mailsuite.admin import aliases, doctor, domains, quickstart, records, users, web
 from mailsuite.admin import dkim as dkim_commands
 from mailsuite.admin import queue as queue_commands
 from mailsuite.admin.context import CommandError, Context, global_options
@@ -32,6 +32,7 @@ GROUPS = (
     dkim_commands,
     records,
     doctor,
+    web,
 )
 
 _EXPECTED_ERRORS = (AccountsError, AddressError, CommandError, ConfigError, KeyStoreError, OSError)

@@ -31,6 +31,11 @@ def register(groups: Any) -> None:
     parser.add_argument("address", metavar="ADDRESS")
     parser = add_command(actions, "enable", _enable, "allow login and delivery again")
     parser.add_argument("address", metavar="ADDRESS")
+    parser = add_command(
+        actions, "admin", _admin, "let a user log in to the admin page (/admin), or --off"
+    )
+    parser.add_argument("--off", action="store_true", help="take the administrator flag away")
+    parser.add_argument("address", metavar="ADDRESS")
 
 
 def _add(ctx: Context, args: argparse.Namespace) -> None:
@@ -74,6 +79,12 @@ def _list(ctx: Context, args: argparse.Namespace) -> None:
 def _disable(ctx: Context, args: argparse.Namespace) -> None:
     ctx.db.set_enabled(args.address, False)
     ctx.say(f"disabled user {normalize_mailbox(args.address)}")
+
+
+def _admin(ctx: Context, args: argparse.Namespace) -> None:
+    ctx.db.set_admin(args.address, not args.off)
+    state = "no longer administrator" if args.off else "administrator"
+    ctx.say(f"{normalize_mailbox(args.address)} is {state}")
 
 
 def _enable(ctx: Context, args: argparse.Namespace) -> None:
