@@ -504,7 +504,8 @@ def test_foreign_keys_are_enforced(db):
     db.add_domain("example.com")
     with pytest.raises(sqlite3.IntegrityError):
         db._connection().execute(
-            "INSERT INTO users VALUES ('x@example.org', 'example.org', 'h', 1, 'now')"
+            "INSERT INTO users (address, domain, password_hash, enabled, created)"
+            " VALUES ('x@example.org', 'example.org', 'h', 1, 'now')"
         )
 
 
