@@ -2,7 +2,7 @@
 
 Each server has its own ``CollectorRegistry`` (tests run several servers in one process, so the
 global default registry would mix them). ``ServerMetrics`` builds it: the event listener
-(events.py), the queue collector read at scrape time (queue.py) and the process collector; the
+(recorder.py), the queue collector read at scrape time (queue.py) and the process collector; the
 ``metrics`` listener role serves it (site.py).
 """
 
