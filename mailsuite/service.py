@@ -28,6 +28,7 @@ from mailsuite.authn.signing import OutboundSigner
 from mailsuite.config import Config, ListenAddress
 from mailsuite.events import Events
 from mailsuite.imap.server import IMAPContext, IMAPFactory, IMAPLimits
+from mailsuite.metrics import ServerMetrics
 from mailsuite.pop3.server import POP3Context, POP3Factory
 from mailsuite.queue.scheduler import make_scheduler
 from mailsuite.queue.spool import QueueSpool
@@ -45,6 +46,8 @@ from mailsuite.store.incoming import clean_spool
 from mailsuite.store.interfaces import IMailAccount, IMaildropAccount
 from mailsuite.store.journal import DeliveryJournal
 from mailsuite.store.maildir import MaildirStore
+from mailsuite.web.admin.handlers import AdminBackend, AdminPages
+from mailsuite.web.admin.sessions import AdminSessions
 from mailsuite.web.site import make_site
 
 log = Logger(namespace="mailsuite")
@@ -219,8 +222,12 @@ class MailSuite(MultiService):
         self.add_listeners("pop3s", config.pop3s.listen, POP3Factory(self.pop3_context, True), True)
         # HTTP(S): autoconfig, autodiscover, MTA-STS, ACME challenges, /healthz.
         self.site = make_site(config, self.database, self.dkim_keys, self.listening_port)
+        self.admin_page = make_admin_page(self)
         self.add_listeners("http", config.http.listen, self.site, False)
         self.add_listeners("https", config.https.listen, self.site, True)
+        # Prometheus metrics (GET /metrics) on their own role, from the event hub and the queue.
+        self.metrics = ServerMetrics(self.events, self.scheduler)
+        self.add_listeners("metrics", config.metrics.listen, self.metrics.site(), False)
         # TLS hot reload: new connections get a certificate replaced on disk or announced by
         # SIGHUP; with [acme] on, the renewal service issues one and hands it to the watcher.
         if foundations.tls_candidates:
@@ -297,3 +304,16 @@ def _hash_pool() -> ThreadPool:
 def make_service(config: Config, run_as: tuple[int, int] | None = None) -> MailSuite:
     """The server for ``config``: the disk prepared, then the objects wired."""
     return MailSuite(config, prepare(config), run_as)
+
+
+def make_admin_page(suite: MailSuite) -> AdminPages:
+    """The built-in admin page (/admin) on the HTTP roles, over the running server's parts."""
+    database = suite.database
+    backend = AdminBackend(
+        authenticate=suite.accounts.authenticate,
+        is_admin=lambda address: threads.deferToThread(database.is_admin, address),
+        queue=suite.scheduler.snapshot,
+    )
+    pages = AdminPages(backend, AdminSessions(suite.config.data_dir / "web" / "links"))
+    pages.routes(suite.site.resource)
+    return pages

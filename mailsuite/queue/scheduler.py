@@ -451,6 +451,26 @@ class QueueScheduler(Service):
                 notification=bool(entry.metadata.get("notification")),
             )
 
+    def snapshot(self, limit: int = 500) -> list[dict[str, Any]]:
+        """The entries in memory, oldest first, for a page (reactor thread; no disk)."""
+        entries = sorted((s.entry for s in self._entries.values()), key=lambda e: e.created)
+        return [
+            {
+                "id": entry.id,
+                "created": entry.created,
+                "sender": entry.sender,
+                "recipients": [
+                    {
+                        "address": record["address"],
+                        "state": record["state"],
+                        "reply": record.get("last_response") or "",
+                    }
+                    for record in entry.recipients
+                ],
+            }
+            for entry in entries[:limit]
+        ]
+
     # --- admin requests --------------------------------------------------------------------------
 
     def _poll_control(self) -> None:
