@@ -22,16 +22,8 @@ Entries = Callable[[], Iterable[QueueEntry]]
 
 
 def scheduler_entries(scheduler: Any) -> Entries:
-    """The entries ``scheduler`` (a QueueScheduler) holds now, as a callable for the collector.
-
-    The scheduler has no public view of its entries yet, so this reads its ``_entries`` in one
-    place; a copy of the values, so a change during the walk cannot break it.
-    """
-
-    def entries() -> list[QueueEntry]:
-        return [state.entry for state in list(getattr(scheduler, "_entries", {}).values())]
-
-    return entries
+    """The entries ``scheduler`` (a QueueScheduler) holds now, as a callable for the collector."""
+    return scheduler.entries
 
 
 class QueueCollector(Collector):

@@ -451,9 +451,13 @@ class QueueScheduler(Service):
                 notification=bool(entry.metadata.get("notification")),
             )
 
+    def entries(self) -> list[QueueEntry]:
+        """The entries in memory now (reactor thread; no disk): for metrics and pages."""
+        return [state.entry for state in list(self._entries.values())]
+
     def snapshot(self, limit: int = 500) -> list[dict[str, Any]]:
         """The entries in memory, oldest first, for a page (reactor thread; no disk)."""
-        entries = sorted((s.entry for s in self._entries.values()), key=lambda e: e.created)
+        entries = sorted(self.entries(), key=lambda e: e.created)
         return [
             {
                 "id": entry.id,
