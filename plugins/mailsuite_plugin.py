@@ -1,4 +1,4 @@
-"""The twistd plugin: ``twistd -n mailsuite [--config FILE] [--data-dir DIR]``.
+"""The twistd plugin: ``twistd -n mailsuite [--config FILE] [--data-dir DIR] [--sandbox]``.
 
 Installed as ``twisted/plugins/mailsuite_plugin.py``. It imports nothing of the server at module
 level, so that ``twistd -r <reactor>`` can still choose the reactor before one is installed.
@@ -15,7 +15,7 @@ from zope.interface import implementer
 
 
 class Options(usage.Options):
-    synopsis = "[--config FILE] [--data-dir DIR]"
+    synopsis = "[--config FILE] [--data-dir DIR] [--sandbox]"
     longdesc = (
         "Run the mailsuite mail server: ESMTP (MX, submission, submissions) delivering into "
         "Maildir. With no --config, embedded defaults listen on 127.0.0.1 high ports."
@@ -23,6 +23,9 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", None, "TOML configuration file (default: embedded defaults)"],
         ["data-dir", "d", None, "data directory (overrides server.data_dir)"],
+    ]
+    optFlags = [
+        ["sandbox", None, "sandbox mode: capture every message, deliver nothing (sandbox.enabled)"],
     ]
 
 
@@ -43,6 +46,10 @@ class MailsuiteServiceMaker:
 
         try:
             config = load_config(options["config"], options["data-dir"])
+            if options["sandbox"]:
+                from mailsuite.sandbox.settings import turn_on
+
+                config = turn_on(config)
             # twistd's own options: --uid/--gid, applied after privilegedStartService.
             return make_service(config, switch_target(getattr(options, "parent", None)))
         except (ConfigError, TLSConfigError) as exc:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, ensureDeferred, inlineCallbacks
 from twisted.logger import Logger
@@ -47,6 +48,9 @@ from mailsuite.smtp.policy import RolePolicy
 from mailsuite.store.incoming import IncomingMessage
 from mailsuite.wire.listener import SessionFactory
 from mailsuite.wire.session import LineSession, LineTooLong, SessionLimits
+
+if TYPE_CHECKING:
+    from mailsuite.sandbox.smtp import SandboxSMTP
 
 log = Logger(namespace="mailsuite.smtp")
 
@@ -80,6 +84,7 @@ class SMTPContext:
     spool_dir: Path
     tls_options: object | None = None  # twisted.internet.ssl.CertificateOptions
     authentication: MessageAuthentication | None = None  # DKIM signing, SPF/DKIM/DMARC checks
+    sandbox: SandboxSMTP | None = None  # sandbox mode: everything captured (mailsuite/sandbox)
 
 
 @dataclass
@@ -339,7 +344,7 @@ class ESMTPServer(LineSession):
         if not self._check_mail_params(params):
             return None
         smtputf8 = "SMTPUTF8" in params
-        if self._user is None:
+        if self._user is None or self.ctx.sandbox is not None:  # sandbox: send as anyone
             return self._start_transaction(path, smtputf8)
         if not path.address:
             self._error(553, "5.7.1", f"Sender address rejected: not owned by user {self._user}")
@@ -407,6 +412,11 @@ class ESMTPServer(LineSession):
         if len(txn.recipients) >= self.ctx.limits.max_recipients:
             self.reply(452, "Error: too many recipients", "4.5.3")
             return None
+        if self.ctx.sandbox is not None:  # sandbox: any address is captured, or a simulation
+            refused = self.ctx.sandbox.route(txn.envelope, path)
+            if refused is None:
+                return self._accept_recipient(txn, path.address)
+            return self.reply(refused.code, refused.text, refused.enhanced)
         d = self.ctx.accounts.is_local_domain(path.domain)
         d.addCallback(self._route_recipient, txn, path)
         return d
@@ -476,6 +486,8 @@ class ESMTPServer(LineSession):
         if envelope.mailboxes:
             prefix = return_path_header(envelope.sender)
             envelope.body_offset = len(prefix)
+        if self.ctx.sandbox is not None:  # sandbox: the envelope, kept in the captured message
+            prefix += self.ctx.sandbox.envelope_headers(envelope.sender, txn.recipients)
         prefix += received_header(
             TraceInfo(
                 helo=self._helo or "unknown",
@@ -573,6 +585,9 @@ class ESMTPServer(LineSession):
             self.reply(250, f"Ok: queued as {phase.message_id}", "2.0.0")  # first: it is due
             queued = f" queued={result.queue_id}" if result.queue_id else ""
             self._log_message(phase, txn, f"accepted delivered={len(result.maildir_keys)}{queued}")
+            if self.ctx.sandbox is not None:  # sandbox: simulated bounces are captured too
+                sender, recipients = txn.sender.address, txn.recipients
+                self.ctx.sandbox.accepted(phase.message_id, sender, recipients, result)
             if self.events.active:
                 self.emit(
                     "message.accepted",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.http import NO_BODY_CODES
 from twisted.web.server import NOT_DONE_YET, Request
 
 TEXT = b"text/plain; charset=utf-8"
@@ -48,8 +49,9 @@ def apply(request: Request, reply: Reply) -> bytes:
     """Set the status and headers of ``reply`` on ``request``; return the body to write."""
     request.setResponseCode(reply.code)
     request.setHeader(b"server", b"mailsuite")
-    request.setHeader(b"content-type", reply.content_type)
-    request.setHeader(b"content-length", b"%d" % len(reply.body))
+    if reply.code not in NO_BODY_CODES:  # RFC 9110 §8.6: no Content-Length on a 204
+        request.setHeader(b"content-type", reply.content_type)
+        request.setHeader(b"content-length", b"%d" % len(reply.body))
     for name, value in reply.headers:
         request.setHeader(name, value)
     return reply.body

@@ -11,7 +11,7 @@ from typing import Any
 from twisted.web import server
 
 from mailsuite.config import Config
-from mailsuite.web import acme_challenge, autoconfig, autodiscover, mta_sts
+from mailsuite.web import acme_challenge, autoconfig, autodiscover, mta_sts, sandbox_api
 from mailsuite.web.domains import LocalDomains
 from mailsuite.web.health import healthz
 from mailsuite.web.limits import IDLE_TIMEOUT, BoundedChannel
@@ -45,6 +45,7 @@ def make_router(
     router.route(autodiscover.PATH, {b"POST": discover.post}, any_case=True)
     router.route(mta_sts.PATH, {b"GET": mta_sts.MTASTSPolicy(config, domains).get})
     router.route_prefix(acme_challenge.PREFIX, {b"GET": acme_challenge.ACMEChallenge(config).get})
+    sandbox_api.register(router, config)  # /api/v1/sandbox/...: only in sandbox mode
     return router
 
 
