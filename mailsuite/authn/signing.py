@@ -92,7 +92,9 @@ def sign(header_block: bytes, body_hash: bytes, keys: Iterable, now: float | Non
             (b"d", key.domain.encode()),
             (b"s", key.selector.encode()),
             (b"t", stamp),
-            (b"h", b":".join(include)),
+            # Spaces around the colons: dkim.fold breaks lines at spaces only, so a long h= list
+            # without them would be cut inside a field name, which no verifier reads back.
+            (b"h", b" : ".join(include)),
             (b"bh", base64.b64encode(body_hash)),
             (b"b", b""),
         ]
