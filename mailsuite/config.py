@@ -201,6 +201,17 @@ class APISection:
     enabled: bool  # the HTTP send API (/api/v1/...) on the http/https roles
 
 
+@dataclass(frozen=True)
+class WebhooksSection:
+    """Delivery outcomes POSTed to the URLs of ``mailsuite-admin webhook add``."""
+
+    enabled: bool
+    first_retry: float  # seconds after the first failed call; doubled after each further one
+    max_retry: float  # ... up to this
+    give_up: float  # seconds after the event: a call still failing is dropped
+    timeout: float  # seconds for one call (connect to answer)
+
+
 # Mail roles whose listeners clients are told about (autoconfig, SRV records, the doctor).
 CLIENT_ROLES = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
 
@@ -237,6 +248,7 @@ class Config:
     log: LogSection
     sandbox: SandboxSection
     api: APISection
+    webhooks: WebhooksSection
 
     def public_port(self, role: str) -> int | None:
         """The port clients use for ``role``: ``public.ports`` if set there, else the port of
@@ -291,6 +303,11 @@ class Config:
         return self.data_dir / "tls"
 
     @property
+    def webhooks_dir(self) -> Path:
+        """Webhook calls not yet made (outbox/), kept across restarts."""
+        return self.data_dir / "webhooks"
+
+    @property
     def dkim_dir(self) -> Path:
         """DKIM private keys: <dkim_dir>/<domain>/<selector>.key (mode 0600)."""
         return self.data_dir / "dkim"
@@ -325,6 +342,7 @@ SECTIONS: dict[str, type] = {
     "log": LogSection,
     "sandbox": SandboxSection,
     "api": APISection,
+    "webhooks": WebhooksSection,
 }
 
 
@@ -564,6 +582,11 @@ SCHEMA: dict[str, tuple[_Parser, Any]] = {
     "sandbox.password": (_string, "sandbox"),
     "sandbox.accept_any_login": (_bool, True),
     "api.enabled": (_bool, True),
+    "webhooks.enabled": (_bool, True),
+    "webhooks.first_retry": (_positive_seconds, 10),
+    "webhooks.max_retry": (_positive_seconds, 3600),
+    "webhooks.give_up": (_positive_seconds, 86_400),
+    "webhooks.timeout": (_positive_seconds, 10),
 }
 
 

@@ -29,6 +29,7 @@ from mailsuite.accounts.addresses import (
     normalize_remote_address,
     split_address,
 )
+from mailsuite.accounts.apikeys import APIKeyTable, IAPIKeys
 from mailsuite.accounts.errors import (
     AccountsError,
     AliasExists,
@@ -43,6 +44,7 @@ from mailsuite.accounts.errors import (
     UserExists,
 )
 from mailsuite.accounts.schema import migrate
+from mailsuite.accounts.webhooks import IWebhooks, WebhookTable
 
 __all__ = [
     "AccountsError",
@@ -195,9 +197,10 @@ def _normalize_source(text: str) -> str:
     return normalize_catchall(text) if text.startswith("@") else normalize_mailbox(text)
 
 
-@implementer(IUserDatabase)
-class SQLiteUserDatabase:
-    """IUserDatabase in one SQLite file (WAL), one connection per thread."""
+@implementer(IUserDatabase, IAPIKeys, IWebhooks)
+class SQLiteUserDatabase(APIKeyTable, WebhookTable):
+    """IUserDatabase in one SQLite file (WAL), one connection per thread; the send API's keys
+    and the webhooks live in it too (apikeys.py, webhooks.py)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)

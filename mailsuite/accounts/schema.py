@@ -36,6 +36,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: administrators (the built-in admin page, /admin).
     ("ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1))",),
+    # 3: API keys of the HTTP send API (only the SHA-256 of each key, found by its id: the key's
+    # first characters) and webhooks (a user's, or global when owner is NULL; the secret is kept
+    # as is, since signing needs it). Deleting a user deletes its keys and webhooks.
+    (
+        """CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL REFERENCES users(address) ON DELETE CASCADE,
+            label TEXT NOT NULL DEFAULT '',
+            digest TEXT NOT NULL,
+            created TEXT NOT NULL,
+            last_used TEXT
+        )""",
+        "CREATE INDEX api_keys_owner ON api_keys(owner)",
+        """CREATE TABLE webhooks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            url TEXT NOT NULL,
+            owner TEXT REFERENCES users(address) ON DELETE CASCADE,
+            events TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            created TEXT NOT NULL
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -12,6 +12,10 @@ sees them, and a too-long line answered by a silent close. Everything served her
 * IDLE_TIMEOUT without a byte closes the connection; a request must arrive completely within
   REQUEST_DEADLINE of its first byte (408), so a trickle of bytes cannot hold a connection open.
 
+A path may be given a larger allowance (BodyAllowance, through the root resource's
+``allowance(target)``): the send API takes whole messages, so its requests may carry
+bodies up to the message size limit, with more time to send them, and are refused in JSON.
+
 A refusal is a complete response (Content-Length, ``Connection: close``) after which the rest
 of the request is read and thrown away for a moment (at most LINGER_SECONDS, LINGER_BYTES):
 closing a socket with unread data makes the kernel send a reset, which can destroy the answer
@@ -21,10 +25,13 @@ the only request parser's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from twisted.logger import Logger
 from twisted.web import http
+from twisted.web.http_headers import Headers
 
 MAX_LINE = 8 * 1024  # one line of the request head
 MAX_HEADERS = 100  # header lines (Thunderbird sends about ten)
@@ -37,6 +44,24 @@ LINGER_BYTES = 1024 * 1024  # ... and how much of it at most
 
 _log = Logger()
 
+Refusal = Callable[[int, bytes], tuple[bytes, bytes]]  # (code, reason) -> (content type, body)
+
+
+@dataclass(frozen=True)
+class BodyAllowance:
+    """What requests to some paths may send beyond MAX_BODY and REQUEST_DEADLINE."""
+
+    max_body: int
+    deadline: float  # seconds from the end of the head to the last byte of the body
+    refusal: Refusal | None = None  # how refusals of these requests are written (else text)
+    # Which requests get the larger body (say, those that carry credentials); others get the
+    # default limits, so nobody uploads megabytes just to be told 401.
+    admits: Callable[[Headers], bool] | None = None
+
+
+def _text_refusal(code: int, reason: bytes) -> tuple[bytes, bytes]:
+    return b"text/plain; charset=utf-8", b"%d %s\n" % (code, reason)
+
 
 class BoundedChannel(http.HTTPChannel):
     """HTTPChannel with the limits of this module and polite (lingering) refusals."""
@@ -45,6 +70,7 @@ class BoundedChannel(http.HTTPChannel):
     # Twisted's own checks, kept as a backstop behind ours (which answer first, with 431).
     maxHeaders = MAX_HEADERS
     totalHeadersSize = MAX_HEAD_BYTES
+    body_limit = MAX_BODY  # of the request being read (its path's allowance may raise it)
 
     def __init__(self) -> None:
         super().__init__()
@@ -94,11 +120,29 @@ class BoundedChannel(http.HTTPChannel):
         else:
             self.refuse(431, b"Request Header Fields Too Large")
 
+    def _allowance(self) -> BodyAllowance | None:
+        """The allowance of the request being read, by its path and headers (from the Site's
+        root resource, which knows its paths: router.Router.allowance)."""
+        path = getattr(self, "_path", None)
+        find = getattr(getattr(getattr(self, "site", None), "resource", None), "allowance", None)
+        if path is None or find is None or not self.requests:
+            return None
+        allowance: BodyAllowance | None = find(path)
+        headers: Headers = self.requests[-1].requestHeaders
+        if allowance is not None and allowance.admits is not None and not allowance.admits(headers):
+            return replace(allowance, max_body=MAX_BODY, deadline=REQUEST_DEADLINE)
+        return allowance
+
     def allHeadersReceived(self) -> None:
-        if self.length is not None and self.length > MAX_BODY:
+        allowance = self._allowance()
+        self.body_limit = MAX_BODY if allowance is None else allowance.max_body
+        if self.length is not None and self.length > self.body_limit:
             # Refused from the announced length alone: no "100 Continue", nothing read.
             self.refuse(413, b"Content Too Large")
             return
+        extended = allowance is not None and allowance.deadline != REQUEST_DEADLINE
+        if extended and self._deadline is not None and self._deadline.active():
+            self._deadline.reset(allowance.deadline)
         super().allHeadersReceived()
 
     def allContentReceived(self) -> None:
@@ -127,13 +171,15 @@ class BoundedChannel(http.HTTPChannel):
         self._cancel_deadline()
         peer = str(self.transport.getPeer())
         _log.info("HTTP request from {peer} refused: {code}", peer=peer, code=code)
-        body = b"%d %s\n" % (code, reason)
+        allowance = self._allowance()
+        write = allowance.refusal if allowance is not None and allowance.refusal else None
+        content_type, body = (write or _text_refusal)(code, reason)
         self.transport.write(
             b"HTTP/1.1 %d %s\r\n"
-            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Type: %s\r\n"
             b"Content-Length: %d\r\n"
             b"Connection: close\r\n"
-            b"\r\n%s" % (code, reason, len(body), body)
+            b"\r\n%s" % (code, reason, content_type, len(body), body)
         )
         self.setTimeout(None)
         self._linger = self.callLater(LINGER_SECONDS, self._end_linger)

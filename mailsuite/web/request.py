@@ -3,8 +3,9 @@ targets in absolute form understood.
 
 Bodies: twisted.web spools a body to a temporary file unless it announces a length under
 100 kB; every body here is capped at limits.MAX_BODY (the channel refuses an announced larger
-one from its headers), so a BytesIO always does, and a chunked body, which announces no length,
-is counted as it arrives and refused with 413 once past the cap.
+one from its headers; a path's BodyAllowance may raise the cap), so a BytesIO always does, and
+a chunked body, which announces no length, is counted as it arrives and refused with 413 once
+past the cap.
 
 Absolute form (``GET http://autoconfig.example.com/mail/config-v1.1.xml HTTP/1.1``): what a
 client sends through an HTTP proxy, and what RFC 9112 §3.2.2 says a server MUST accept, taking
@@ -43,7 +44,7 @@ class WebRequest(server.Request):
 
     def handleContentChunk(self, data: bytes) -> None:  # noqa: N802 - twisted's name
         self._body_bytes += len(data)
-        if self._body_bytes > MAX_BODY:
+        if self._body_bytes > getattr(self.channel, "body_limit", MAX_BODY):
             if isinstance(self.channel, BoundedChannel):
                 self.channel.refuse(413, b"Content Too Large")
             return

@@ -16,7 +16,9 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from mailsuite.web.limits import BodyAllowance
 from mailsuite.web.reply import INTERNAL_ERROR, NOT_FOUND, Reply, apply, send_later
+from mailsuite.web.request import origin_form
 
 Handler = Callable[[Request], "Reply | Deferred[Reply]"]
 Methods = Mapping[bytes, Handler]  # b"GET" also answers HEAD
@@ -32,6 +34,7 @@ class Router(Resource):
         self._exact: dict[bytes, Methods] = {}
         self._folded: dict[bytes, Methods] = {}  # lower-cased paths matched in any case
         self._prefixes: list[tuple[bytes, Methods]] = []
+        self._allowances: list[tuple[bytes, BodyAllowance]] = []
 
     def route(self, path: bytes, methods: Methods, *, any_case: bool = False) -> None:
         """Serve ``path`` exactly (``any_case``: in any upper/lower case)."""
@@ -43,6 +46,18 @@ class Router(Resource):
     def route_prefix(self, prefix: bytes, methods: Methods) -> None:
         """Serve every path that starts with ``prefix`` (the handler checks the rest)."""
         self._prefixes.append((prefix, methods))
+
+    def allow_bodies(self, prefix: bytes, allowance: BodyAllowance) -> None:
+        """Requests to paths starting with ``prefix`` get ``allowance`` (see limits.py)."""
+        self._allowances.append((prefix, allowance))
+
+    def allowance(self, target: bytes) -> BodyAllowance | None:
+        """The allowance of a request target (asked by the channel before reading a body)."""
+        path = origin_form(target)[1].split(b"?", 1)[0]
+        for prefix, allowance in self._allowances:
+            if path.startswith(prefix):
+                return allowance
+        return None
 
     def _find(self, path: bytes) -> Methods | None:
         found = self._exact.get(path) or self._folded.get(path.lower())
