@@ -18,7 +18,9 @@ The kinds and their fields (all JSON-serialisable):
   queue_id (for remote recipients, or None), size, client, user (or None), auth ("spf=pass ...")
 - ``message.rejected``: role, id, sender, recipients, client, user, code, enhanced, reason
 - ``commit``: messages (batch size), seconds (durable-commit latency), journal (bool)
-- ``delivery.attempt``: queue_id, message_id, sender, recipient, domain, outcome ("delivered",
+- ``delivery.attempt``: queue_id, message_id (here and in the two kinds below: the server's
+  message id, the ``id`` of ``message.accepted``, as the queue keeps it; not the header), sender,
+  recipient, domain, outcome ("delivered",
   "deferred", "failed"), status, reply, relay ("host[ip]" or None), tls, attempts, age (seconds
   since the message was queued), notification (bool: the message is itself a bounce)
 - ``notice.sent``: queue_id, message_id, action ("failed" / "delayed"), to, mailboxes, queued

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from twisted.application.service import MultiService, Service
@@ -26,6 +27,9 @@ from mailsuite.authn.inbound import InboundChecks
 from mailsuite.authn.keys import DKIMKeyStore
 from mailsuite.authn.signing import OutboundSigner
 from mailsuite.config import Config, ListenAddress
+from mailsuite.deliverylog.reader import LogReader
+from mailsuite.deliverylog.report import summarize
+from mailsuite.deliverylog.writer import DeliveryLogWriter
 from mailsuite.events import Events
 from mailsuite.imap.server import IMAPContext, IMAPFactory, IMAPLimits
 from mailsuite.metrics import ServerMetrics
@@ -37,6 +41,11 @@ from mailsuite.runtime.certwatch import CertificateWatcher, certificate_candidat
 from mailsuite.runtime.listening import IPv6OnlyServerEndpoint
 from mailsuite.runtime.privileges import hand_over
 from mailsuite.runtime.tls import CertificatePair, ReloadableTLSOptions
+from mailsuite.sandbox.capture import CaptureMailbox
+from mailsuite.sandbox.describe import detail as capture_detail
+from mailsuite.sandbox.describe import summary as capture_summary
+from mailsuite.sandbox.settings import capture_root
+from mailsuite.sandbox.wiring import Sandbox
 from mailsuite.smtp.authentication import MessageAuthentication
 from mailsuite.smtp.delivery import MessageRouter
 from mailsuite.smtp.policy import SUBMISSION, SUBMISSIONS, RolePolicy, mx_policy
@@ -48,7 +57,9 @@ from mailsuite.store.journal import DeliveryJournal
 from mailsuite.store.maildir import MaildirStore
 from mailsuite.web.admin.handlers import AdminBackend, AdminPages
 from mailsuite.web.admin.sessions import AdminSessions
+from mailsuite.web.api import make_send_api
 from mailsuite.web.site import make_site
+from mailsuite.webhooks.service import WebhookService
 
 log = Logger(namespace="mailsuite")
 
@@ -141,6 +152,10 @@ class MailSuite(MultiService):
         self.database = foundations.database
         # What happens to mail, for metrics, the delivery log and webhooks (mailsuite/events.py).
         self.events = Events()
+        # The delivery log (mailsuite/deliverylog): message events as JSON lines in <data>/log.
+        self.delivery_log = DeliveryLogWriter.from_config(config) if config.log.delivery else None
+        if self.delivery_log is not None:
+            self.events.subscribe(self.delivery_log)
         self.hash_pool = _hash_pool()
         self.accounts = AccountService(self.database, hash_pool=self.hash_pool)
         self.store = MaildirStore(config.mail_dir, config.hostname)
@@ -151,8 +166,10 @@ class MailSuite(MultiService):
         # The store's avatars: the realm hands IMAP and POP3 their view of the user's mail.
         self.avatars = MaildirAccounts(self.store)
         avatars = {IMailAccount: self.avatars, IMaildropAccount: self.avatars}
+        # Sandbox mode (mailsuite/sandbox): one capture mailbox, its own logins, nothing leaves.
+        self.sandbox = Sandbox(config, self.store) if config.sandbox.enabled else None
         self.authenticator = Authenticator(
-            make_portal(self.accounts, avatars),
+            self.sandbox.portal(avatars) if self.sandbox else make_portal(self.accounts, avatars),
             AuthThrottle(config.auth.failure_delay, config.auth.max_delay),
             config.auth.max_failures,
             events=self.events,
@@ -161,7 +178,8 @@ class MailSuite(MultiService):
         self.resolver = Resolver.from_config(config, events=self.events)
         self.dkim_keys = DKIMKeyStore(config.dkim_dir)
         checks = None
-        if config.verify.enabled:
+        # Sandbox: no DNS checks of made-up domains, nothing refused or put in Junk by them.
+        if config.verify.enabled and self.sandbox is None:
             checks = InboundChecks(self.resolver, config.hostname, config.verify)
         signer = OutboundSigner(self.dkim_keys) if config.dkim.sign else None
         self.smtp_context = SMTPContext(
@@ -179,6 +197,7 @@ class MailSuite(MultiService):
             spool_dir=config.spool_dir,
             tls_options=self.tls_options,
             authentication=MessageAuthentication(checks, signer),
+            sandbox=self.sandbox.smtp if self.sandbox else None,
         )
         roles: list[tuple[RolePolicy, tuple[ListenAddress, ...]]] = [
             (mx_policy(config.smtp.offer_auth), config.smtp.listen),
@@ -202,6 +221,9 @@ class MailSuite(MultiService):
         )
         self.scheduler.setServiceParent(self)
         self.smtp_context.router.queue_observers.append(self.scheduler.wake)
+        if self.sandbox is not None:  # sandbox: what reaches the queue is captured, not relayed
+            self.scheduler.agent = self.sandbox.queue_agent()
+            self.sandbox.watch(self.smtp_context.router.observers)
         # IMAP4rev1: STARTTLS on the 143 role, implicit TLS on the 993 role; IDLE sessions hear of
         # SMTP deliveries through the router's observer hook.
         self.imap_context = IMAPContext(
@@ -223,6 +245,15 @@ class MailSuite(MultiService):
         # HTTP(S): autoconfig, autodiscover, MTA-STS, ACME challenges, /healthz.
         self.site = make_site(config, self.database, self.dkim_keys, self.listening_port)
         self.admin_page = make_admin_page(self)
+        # The HTTP send API (/api/v1/messages, mailsuite/web/api) on the same Site.
+        self.send_api = make_send_api(self) if config.api.enabled else None
+        if self.send_api is not None:
+            self.send_api.routes(self.site.resource)
+        # Webhooks: delivery outcomes POSTed, signed, from a durable outbox (mailsuite/webhooks).
+        self.webhooks = None
+        if config.webhooks.enabled:
+            self.webhooks = WebhookService(config, self.database, self.events)
+            self.webhooks.setServiceParent(self)
         self.add_listeners("http", config.http.listen, self.site, False)
         self.add_listeners("https", config.https.listen, self.site, True)
         # Prometheus metrics (GET /metrics) on their own role, from the event hub and the queue.
@@ -278,6 +309,8 @@ class MailSuite(MultiService):
             self.hash_pool = _hash_pool()
             self.accounts.hash_pool = self.hash_pool
         self.hash_pool.start()
+        if self.delivery_log is not None:
+            self.delivery_log.start()
         super().startService()
 
     def stopService(self) -> Deferred:
@@ -287,6 +320,8 @@ class MailSuite(MultiService):
         d.addBoth(lambda _: threads.deferToThread(self.avatars.indexes.settle_all))
         pool = self.hash_pool
         d.addBoth(lambda _: threads.deferToThread(pool.stop) if pool.started else None)
+        delivery_log = self.delivery_log  # last: it writes what everything above still told it
+        d.addBoth(lambda _: threads.deferToThread(delivery_log.close) if delivery_log else None)
         return d
 
     def listening_port(self, role: str) -> int:
@@ -309,11 +344,37 @@ def make_service(config: Config, run_as: tuple[int, int] | None = None) -> MailS
 def make_admin_page(suite: MailSuite) -> AdminPages:
     """The built-in admin page (/admin) on the HTTP roles, over the running server's parts."""
     database = suite.database
+    log_dir = suite.config.log_dir
+
+    def last_day() -> dict:
+        """The delivery log's report of the last 24 hours (read in a thread)."""
+        now = datetime.now(UTC)
+        return summarize(LogReader(log_dir).records(now - timedelta(hours=24), now))
+
     backend = AdminBackend(
         authenticate=suite.accounts.authenticate,
         is_admin=lambda address: threads.deferToThread(database.is_admin, address),
         queue=suite.scheduler.snapshot,
+        report=(lambda: threads.deferToThread(last_day)) if suite.config.log.delivery else None,
     )
+    if suite.config.sandbox.enabled:
+        mailbox = CaptureMailbox(capture_root(suite.config))
+
+        def captured() -> list[dict]:
+            """The capture mailbox's messages, oldest first (in a thread)."""
+            found = []
+            for item in mailbox.files():
+                head = mailbox.header_block(item.key, item.path)
+                if head is not None:
+                    found.append(capture_summary(item.key, head, item.size, item.mtime))
+            return found
+
+        def one(key: str) -> dict | None:
+            data = mailbox.read(key)
+            return None if data is None else capture_detail(key, data)
+
+        backend.captures = lambda: threads.deferToThread(captured)
+        backend.capture = lambda key: threads.deferToThread(one, key)
     pages = AdminPages(backend, AdminSessions(suite.config.data_dir / "web" / "links"))
     pages.routes(suite.site.resource)
     return pages

@@ -13,9 +13,12 @@ import sys
 
 from mailsuite.accounts.addresses import AddressError
 from mailsuite.accounts.errors import AccountsError
-from mailsuite.admin import aliases, doctor, domains, quickstart, records, users, web
+from mailsuite.admin import aliases, apikeys, doctor, domains, quickstart, records, users, web
 from mailsuite.admin import dkim as dkim_commands
 from mailsuite.admin import queue as queue_commands
+from mailsuite.admin import report as report_commands
+from mailsuite.admin import trace as trace_commands
+from mailsuite.admin import webhooks as webhook_commands
 from mailsuite.admin.context import CommandError, Context, global_options
 from mailsuite.authn.keys import KeyStoreError
 from mailsuite.config import ConfigError, load_config
@@ -32,7 +35,11 @@ GROUPS = (
     dkim_commands,
     records,
     doctor,
+    report_commands,
+    trace_commands,
     web,
+    apikeys,
+    webhook_commands,
 )
 
 _EXPECTED_ERRORS = (AccountsError, AddressError, CommandError, ConfigError, KeyStoreError, OSError)

@@ -215,3 +215,23 @@ def test_an_arc_chain_is_verified_and_a_broken_one_fails(zone):
     assert verify_arc(resolver, seal + message) == "pass"
     assert verify_arc(resolver, seal + message.replace(b"hungry", b"angry")) == "fail"
     assert verify_arc(resolver, message) == "none"
+
+
+def test_a_long_signed_header_list_folds_between_names_and_verifies(signed, zone):
+    """h= longer than a line (MIME fields, List-*, threading): folding must not cut a name."""
+    rsa_signing, rsa_public = rsa_key("example.com", "long")
+    publish(zone, rsa_signing, rsa_public)
+    headers = HEADERS + (
+        b"Reply-To: <r@example.com>\r\nCc: <c@example.net>\r\nIn-Reply-To: <0@example.com>\r\n"
+        b"References: <0@example.com>\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n"
+        b"List-Unsubscribe: <mailto:u@example.com>\r\nList-Post: <mailto:l@example.com>\r\n"
+    )
+    header = signing.sign(
+        headers, hashlib.sha256(Relaxed.canonicalize_body(BODY)).digest(), [rsa_signing]
+    )
+    names = header.split(b"h=", 1)[1].split(b";", 1)[0]
+    assert b"\r\n" in names  # long enough to be folded
+    resolver = Resolver(("127.0.0.1",), zone.port, timeout=2)
+    [check] = verify_signatures(resolver, header + headers + b"\r\n" + BODY)
+    assert check.result == "pass"

@@ -100,6 +100,26 @@ def test_the_queue_shows_what_waits(admin_site):
     assert status == 200 and "Queue (1)" in body and "someone@far.example" in body
 
 
+def test_the_report_shows_the_last_day_from_the_delivery_log(admin_site):
+    import smtplib
+
+    from support.wait import wait_until
+
+    suite, base = admin_site
+    with smtplib.SMTP("127.0.0.1", suite.port("smtp"), timeout=10) as client:
+        client.sendmail("carol@remote.example", [BOB], b"Subject: hi\r\n\r\nhello\r\n")
+    opener, _ = browser()
+    call(opener, base + "/admin/login", {"user": ALICE, "password": PASSWORD})
+
+    def dashboard() -> str | None:
+        body = call(opener, base + "/admin")[2]
+        return body if "accepted: 1" in body else None
+
+    body = wait_until(dashboard, what="the delivery log's report on the page")
+    row = body[body.index("<td>example.com</td>") :]
+    assert row.startswith("<td>example.com</td><td>1</td>")  # one local delivery
+
+
 def test_a_one_time_link_works_once_and_only_for_admins(admin_site):
     suite, base = admin_site
     code, _, err = admin_cli(suite, "web", "link", BOB)
@@ -136,6 +156,33 @@ def test_captured_html_is_sanitised_and_framed():
     assert "sandbox" in frame and "onclick" not in frame and "alert(1)" not in frame
     assert "javascript:" not in frame and "Hello" in frame
     assert "&lt;plain &amp; simple&gt;" in html
+
+
+def test_sandbox_captures_are_listed_and_shown_safely(make_suite):
+    import smtplib
+
+    suite = make_suite({"sandbox.enabled": True})
+    suite.db.add_domain("example.com")
+    from mailsuite.accounts.passwords import hash_password
+
+    suite.db.add_user(ALICE, hash_password(PASSWORD))
+    suite.db.set_admin(ALICE, True)
+    html = (
+        "From: App <app@shop.example>\r\nTo: c@x.example\r\nSubject: Your order\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        '<p>Thanks!<script>alert(1)</script><img src="https://tracker.example/p.gif"></p>\r\n'
+    )
+    with smtplib.SMTP("127.0.0.1", suite.port("smtp"), timeout=10) as client:
+        client.sendmail("app@shop.example", ["c@x.example"], html.encode())
+    base = f"http://127.0.0.1:{suite.port('http')}"
+    opener, _ = browser()
+    call(opener, base + "/admin/login", {"user": ALICE, "password": PASSWORD})
+    status, _, body = call(opener, base + "/admin")
+    assert status == 200 and "captured messages (1)" in body and "Your order" in body
+    link = body[body.index('href="/admin/sandbox/') + 6 :].split('"', 1)[0]
+    status, headers, page = call(opener, base + link)
+    assert status == 200 and "Thanks!" in page and "<iframe sandbox" in page
+    assert "alert(1)" not in page and "default-src 'none'" in headers["Content-Security-Policy"]
 
 
 def _chromium() -> str:

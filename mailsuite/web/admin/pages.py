@@ -119,7 +119,7 @@ def report_section(report: dict[str, Any] | None) -> str:
     return f"<section><h2>Last 24 hours</h2><p>{summary}</p>{table}</section>"
 
 
-_REPORT_COLUMNS = ["delivered", "deferred", "bounced", "expired"]
+_REPORT_COLUMNS = ["local", "delivered", "deferred", "bounced", "expired"]
 
 
 def captures_section(captures: list[dict[str, Any]] | None) -> str:
