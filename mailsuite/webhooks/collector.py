@@ -23,6 +23,7 @@ from typing import Any
 from twisted.internet import threads
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.threadable import isInIOThread
 
 from mailsuite.accounts.webhooks import Webhook
 from mailsuite.webhooks.directory import HookDirectory
@@ -63,8 +64,14 @@ class WebhookCollector:
         self.dropped = 0
 
     def __call__(self, kind: str, fields: dict[str, Any]) -> None:
-        """The hub's listener (any thread): quick, never blocks."""
-        if kind in KINDS:
+        """The hub's listener (any thread): quick, never blocks. On the reactor thread the event
+        is handled at once; from a worker it is handed over (``callFromThread`` wakes the
+        reactor: not something to pay for every message)."""
+        if kind not in KINDS:
+            return
+        if isInIOThread():
+            self._received(kind, fields, self._clock())
+        else:
             self._reactor.callFromThread(self._received, kind, fields, self._clock())
 
     # --- on the reactor ---------------------------------------------------------------------

@@ -7,6 +7,7 @@ webhooks at all (the common case) and drop events at once.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from mailsuite.accounts.webhooks import Webhook
@@ -17,11 +18,23 @@ class HookDirectory:
         """``database``: an IWebhooks with ``generation()`` (the user database)."""
         self.database = database
         self._cache: tuple[object, dict[int, Webhook]] = (object(), {})
+        self._checked = float("-inf")
+        self._none = False
 
     def surely_none(self) -> bool:
-        """True when there is known to be no webhook (cheap; safe on the reactor thread)."""
+        """True when there is known to be no webhook (cheap; safe on the reactor thread).
+
+        Asked for every delivery event: the database's generation (two stat calls) is looked
+        at most once a second, so a webhook added meanwhile is heard of within a second."""
         generation, hooks = self._cache
-        return not hooks and generation == self.database.generation()
+        if hooks:
+            return False
+        now = time.monotonic()
+        if now - self._checked < 1.0:
+            return self._none
+        self._checked = now
+        self._none = generation == self.database.generation()
+        return self._none
 
     def load(self) -> dict[int, Webhook]:
         """Every webhook by id (worker thread: it may query SQLite)."""

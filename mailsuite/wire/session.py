@@ -79,6 +79,8 @@ class LineSession(TimeoutMixin, Protocol):
         self._skip_to_newline = False
         self._waiter: Deferred | None = None  # a running command wants the next line
         self._bad_commands = 0
+        self._events: Events | None = None  # the factory's hub, looked up at the first event
+        self._role = ""
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -98,10 +100,16 @@ class LineSession(TimeoutMixin, Protocol):
         return getattr(getattr(self, "factory", None), "events", NO_EVENTS)
 
     def emit(self, kind: str, **fields: Any) -> None:
-        """An event about this session: role, protocol and client are filled in."""
-        self.events.emit(
-            kind, role=self.role, protocol=self.protocol_name, client=self.peer, **fields
-        )
+        """An event about this session: role, protocol and client are filled in. Several per
+        message (every command), so with nobody listening it costs one attribute check."""
+        events = self._events
+        if events is None:
+            events = self._events = self.events
+            self._role = self.role
+        if events.active:
+            events.emit(
+                kind, role=self._role, protocol=self.protocol_name, client=self.peer, **fields
+            )
 
     def connectionMade(self) -> None:
         self.peer = getattr(self.transport.getPeer(), "host", "unknown")
