@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from conftest import TWISTD
-from support.net import free_port
-from test_e2e_twistd import PASSWORD, wait_for_port
+from support.net import free_port, wait_for_port
+from test_e2e_twistd import PASSWORD
 
 
 @pytest.fixture

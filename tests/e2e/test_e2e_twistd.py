@@ -10,12 +10,11 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from conftest import TWISTD, start_twistd
-from support.net import free_port
+from support.net import free_port, wait_for_port
 from support.tools import tool_or_skip
 
 from mailsuite.store.journal import DeliveryJournal
@@ -23,19 +22,6 @@ from mailsuite.store.maildir import MaildirStore
 
 PASSWORD = "s3cret-pass"
 # The twistd script installed next to this interpreter: what an operator runs.
-
-
-def wait_for_port(port: int, process: subprocess.Popen, deadline: float = 30.0) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited early: {process.stdout.read()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"port {port} never opened")
 
 
 class ServerProcess:

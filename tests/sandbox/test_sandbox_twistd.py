@@ -6,26 +6,11 @@ from __future__ import annotations
 import json
 import signal
 import smtplib
-import socket
 import subprocess
-import time
 import urllib.request
 
 from conftest import TWISTD
-from support.net import free_port
-
-
-def wait_for_port(port: int, process: subprocess.Popen, deadline: float = 30.0) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited early: {process.stdout.read()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"port {port} never opened")
+from support.net import free_port, wait_for_port
 
 
 def test_twistd_sandbox_flag_starts_the_sandbox(tmp_path):
