@@ -200,12 +200,19 @@ class DNSResolver:
         if not records:
             # RFC 7505: a single "0 ." MX says the domain accepts no mail at all.
             raise RouteError(True, "5.1.10", f"Domain {domain} does not accept mail (null MX)")
-        hosts = self._mx_order(records)
-        if self.own_hostname in hosts:
-            # RFC 5321 §5.1: drop ourselves and every less preferred host.
-            hosts = hosts[: hosts.index(self.own_hostname)]
-            if not hosts:
+        own = [
+            r.preference
+            for r in records
+            if r.exchange.to_text(omit_final_dot=True).lower() == self.own_hostname
+        ]
+        if own:
+            # RFC 5321 §5.1: when we are one of the MX hosts, only hosts strictly more preferred
+            # than our best entry may get the mail; equal-preference peers are dropped too (else
+            # two of them could pass a message back and forth until the hop limit).
+            records = [r for r in records if r.preference < min(own)]
+            if not records:
                 raise RouteError(True, "5.4.6", f"mail for {domain} loops back to myself")
+        hosts = self._mx_order(records)
         hops: list[Hop] = []
         errors: list[str] = []
         for host in hosts:

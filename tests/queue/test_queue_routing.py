@@ -126,3 +126,25 @@ def test_smarthost_takes_everything_but_the_transport_map():
     assert relay.require_tls and relay.verify_tls and relay.credentials == ("user", "secret")
     assert relay.key == table.destination("else.test").key  # one destination: shared limits
     assert table.destination("special.test").kind == TRANSPORT
+
+
+def test_equal_preference_peers_of_ourselves_are_dropped_whatever_the_shuffle(zone, resolver):
+    """RFC 5321 §5.1: hosts at our own preference are not more preferred than we are; keeping
+    the ones the shuffle put before us let two equal MX hosts pass mail back and forth."""
+    zone.mx(
+        "peers.test",
+        (5, "primary.test"),
+        (10, "mx.me.test"),
+        (10, "peer-a.test"),
+        (10, "peer-b.test"),
+        (20, "backup.test"),
+    )
+    for host, address in (("primary", 5), ("peer-a", 6), ("peer-b", 7), ("backup", 8)):
+        zone.a(f"{host}.test", f"192.0.2.{address}")
+    for _ in range(20):  # equal preferences are shuffled anew at every lookup
+        assert [hop.name for hop in resolver.mx_hops("peers.test", 25)] == ["primary.test"]
+    zone.mx("equals.test", (10, "peer-a.test"), (10, "mx.me.test"))
+    for _ in range(20):
+        with pytest.raises(RouteError) as info:
+            resolver.mx_hops("equals.test", 25)
+        assert (info.value.permanent, info.value.status) == (True, "5.4.6")
