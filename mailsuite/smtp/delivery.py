@@ -158,6 +158,7 @@ class MessageRouter:
                 except OSError as exc:
                     for i, result in enumerate(results):
                         if isinstance(result, CommitResult) and result.maildir_keys:
+                            self._take_back(jobs[i][1], result)
                             results[i] = exc
         finally:
             for incoming, _, _ in jobs:
@@ -218,6 +219,22 @@ class MessageRouter:
         sync_paths(directories=self._unsettled_dirs, use_syncfs=False)
         entries, self._unsettled, self._unsettled_dirs = self._unsettled, [], {}
         self._journal.settle(entries)
+
+    def _take_back(self, envelope: Envelope, result: CommitResult) -> None:
+        """Undo a delivery whose Maildir names could not be made durable: the client hears a
+        failure and sends again, so nothing of this attempt may stay behind (no queue entry
+        that would relay a second copy, no local copy beside the retry's). Best effort: what
+        cannot be removed is logged (a duplicate then, never a loss)."""
+        for box, key in zip(envelope.mailboxes, result.maildir_keys, strict=False):
+            try:
+                (self._store.new_dir(box, envelope.folder) / key).unlink(missing_ok=True)
+            except OSError:
+                log.failure("could not take back {key} from {box}", key=key, box=box)
+        if result.queue_id is not None:
+            try:
+                self._queue.delete(result.queue_id)
+            except OSError:
+                log.failure("could not take back queue entry {id}", id=result.queue_id)
 
     def _place(
         self, path: Path, envelope: Envelope, message_id: str, new_dirs: dict[Path, None]

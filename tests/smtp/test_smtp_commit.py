@@ -112,3 +112,36 @@ def test_sync_paths_reports_a_missing_path(tmp_path):
 @pytest.mark.skipif(not os.uname().sysname == "Linux", reason="glibc's malloc_trim")
 def test_free_memory_is_released_on_linux():
     assert release_free_memory() is True
+
+
+def test_a_failed_sync_of_the_maildirs_takes_the_whole_delivery_back(tmp_path, monkeypatch):
+    """Local and remote recipients: the queue entry is durable before the new/ directories are
+    synced; if that sync fails the client hears 451 and sends again, so the first attempt must
+    leave neither a queue entry (a second relayed copy) nor a local copy (issue 15)."""
+    import mailsuite.smtp.delivery as delivery
+
+    spool = tmp_path / "spool"
+    store = MaildirStore(tmp_path / "mail", "mx.example.com")
+    queue = QueueSpool(tmp_path / "queue")
+    router = MessageRouter(store, queue, use_syncfs=False)
+
+    def failing_sync(files=(), directories=(), use_syncfs=True):
+        if directories:
+            raise OSError(5, "Input/output error (injected)")
+        return sync_paths(files=files, directories=directories, use_syncfs=use_syncfs)
+
+    def job(n: int):
+        envelope = Envelope("a@example.com", mailboxes=["bob@example.com"])
+        envelope.add_remote("carol@remote.example")
+        return (_incoming(spool, b"Subject: both\r\n\r\nbody\r\n"), envelope, f"id{n}")
+
+    monkeypatch.setattr(delivery, "sync_paths", failing_sync)
+    [failed] = router.commit_batch([job(1), job(2)])[:1]
+    assert isinstance(failed, OSError)
+    assert queue.list_ids() == []
+    assert list(store.new_dir("bob@example.com").iterdir()) == []
+
+    monkeypatch.setattr(delivery, "sync_paths", sync_paths)
+    [retried] = router.commit_batch([job(3)])
+    assert isinstance(retried, CommitResult) and retried.queue_id in queue.list_ids()
+    assert len(list(store.new_dir("bob@example.com").iterdir())) == 1
