@@ -288,6 +288,12 @@ class MailSuite(MultiService):
         recovered = self.journal.recover(self.store.redeliver)
         if recovered:
             log.info("finished {count} journaled deliveries a crash interrupted", count=recovered)
+        if self.run_as is None and os.geteuid() == 0:
+            log.warn(
+                "WARNING: mailsuite is running as root and will keep running as root: every "
+                "protocol parser then has root's rights. Start it with twistd --uid and --gid "
+                "(e.g. twistd --uid mail --gid mail ... mailsuite) so it drops them after binding."
+            )
         if self.run_as is not None:  # everything above ran as root: hand it to the server's user
             uid, gid = self.run_as
             changed = hand_over(self.config.data_dir, uid, gid)

@@ -58,6 +58,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def become_data_owner(data_dir) -> None:
+    """Run as root, act as the user who owns the data directory (the server's --uid user once
+    it has started): files the command creates (database journal and WAL, DKIM keys, queue
+    files) are then that user's, not root's, and the server can keep using them. Like running
+    Postfix's postmap as the owner of the map. Does nothing unless root and the directory
+    already belongs to someone else."""
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = os.stat(data_dir)
+    except OSError:
+        return
+    if owner.st_uid == 0:
+        return
+    os.setgroups([])
+    os.setgid(owner.st_gid)
+    os.setuid(owner.st_uid)
+
+
 def _error(message: object) -> int:
     print(f"{PROG}: error: {message}", file=sys.stderr)
     return 1
@@ -67,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     context: Context | None = None
     try:
-        context = Context(load_config(args.config, args.data_dir))
+        config = load_config(args.config, args.data_dir)
+        if argv is None:  # the command line (not an in-process caller, which keeps its rights)
+            become_data_owner(config.data_dir)
+        context = Context(config)
         args.handler(context, args)
     except BrokenPipeError:
         # The reader went away (``mailsuite-admin dns example.com | head``): not an error of

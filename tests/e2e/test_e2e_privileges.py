@@ -35,14 +35,14 @@ def test_root_start_with_uid_hands_the_data_directory_over(world_readable_dir):
         pytest.skip("needs root to start twistd with --uid")
     nobody = pwd.getpwnam("nobody")
     data_dir = world_readable_dir / "data"
-    ports = {role: free_port() for role in ("smtp", "submission")}
+    ports = {role: free_port() for role in ("smtp", "submission", "http")}
     config = world_readable_dir / "mailsuite.toml"
     config.write_text(
         '[server]\nhostname = "mail.e2e.example"\n'
         + "".join(f'[{role}]\nlisten = ["127.0.0.1:{port}"]\n' for role, port in ports.items())
         + "".join(
             f"[{role}]\nlisten = []\n"
-            for role in ("submissions", "imap", "imaps", "pop3", "pop3s", "http", "metrics")
+            for role in ("submissions", "imap", "imaps", "pop3", "pop3s", "metrics")
         )
     )
 
@@ -94,3 +94,44 @@ def test_root_start_with_uid_hands_the_data_directory_over(world_readable_dir):
         (path.lstat().st_uid, path.lstat().st_gid) for path in [data_dir, *data_dir.rglob("*")]
     }
     assert owners == {(nobody.pw_uid, nobody.pw_gid)}, output
+    # The operator goes on as root with the data directory now the server's: what the commands
+    # create (the database's WAL and journal, DKIM keys) must stay usable by the server.
+    admin("--data-dir", str(data_dir), "user", "add", "erin@example.net", "--password-stdin",
+          stdin=PASSWORD + "\n")  # fmt: skip
+    admin("--data-dir", str(data_dir), "dkim", "generate", "example.net", "--algorithm", "ed25519")
+    admin("--data-dir", str(data_dir), "user", "admin", "dana@example.net")
+    admin("--data-dir", str(data_dir), "web", "link", "dana@example.net")  # <data>/web/links/
+    owners = {
+        (path.lstat().st_uid, path.lstat().st_gid) for path in [data_dir, *data_dir.rglob("*")]
+    }
+    assert owners == {(nobody.pw_uid, nobody.pw_gid)}
+
+
+def test_root_without_uid_is_warned_about_loudly(world_readable_dir):
+    if os.getuid() != 0:
+        pytest.skip("needs root")
+    port = free_port()
+    config = world_readable_dir / "mailsuite.toml"
+    config.write_text(
+        f'[server]\nhostname = "mail.e2e.example"\n[smtp]\nlisten = ["127.0.0.1:{port}"]\n'
+        + "".join(
+            f"[{role}]\nlisten = []\n"
+            for role in (
+                "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http", "metrics"
+            )
+        )  # fmt: skip
+    )
+    process = subprocess.Popen(
+        [TWISTD, "-n", "--pidfile=", "mailsuite", "--config", str(config),
+         "--data-dir", str(world_readable_dir / "data")],
+        cwd=world_readable_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, process)
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    assert "WARNING: mailsuite is running as root" in output and "--uid" in output
