@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import TWISTD
 from support.net import free_port, wait_for_port
+from support.tools import unavailable
 from test_e2e_twistd import PASSWORD
 
 
@@ -30,9 +31,9 @@ def world_readable_dir():
 
 def test_root_start_with_uid_hands_the_data_directory_over(world_readable_dir):
     if os.getuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("this test starts twistd as root; CI runs as root (.ci/run uses apt-get)")
-        pytest.skip("needs root to start twistd with --uid")
+        unavailable(
+            "needs root to start twistd with --uid", "CI runs as root (.ci/run uses apt-get)"
+        )
     nobody = pwd.getpwnam("nobody")
     data_dir = world_readable_dir / "data"
     ports = {role: free_port() for role in ("smtp", "submission", "http")}
@@ -109,7 +110,7 @@ def test_root_start_with_uid_hands_the_data_directory_over(world_readable_dir):
 
 def test_root_without_uid_is_warned_about_loudly(world_readable_dir):
     if os.getuid() != 0:
-        pytest.skip("needs root")
+        unavailable("needs root to start twistd as root", "CI runs as root (.ci/run uses apt-get)")
     port = free_port()
     config = world_readable_dir / "mailsuite.toml"
     config.write_text(
@@ -117,7 +118,14 @@ def test_root_without_uid_is_warned_about_loudly(world_readable_dir):
         + "".join(
             f"[{role}]\nlisten = []\n"
             for role in (
-                "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http", "metrics"
+                "submission",
+                "submissions",
+                "imap",
+                "imaps",
+                "pop3",
+                "pop3s",
+                "http",
+                "metrics",
             )
         )  # fmt: skip
     )
